@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: one-line errors with exit code 2, console objects."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from hadis.errors import HadisError
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> None:
+    """Print one line to stderr and exit with code 2 (bad input)."""
+    err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn: F) -> F:
+    """Turn HadisError (bad input) into a one-line message and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HadisError as e:
+            fail(str(e))
+        except BrokenPipeError:  # e.g. `hadis ... | head`
+            sys.stderr.close()
+
+    return wrapper  # type: ignore[return-value]

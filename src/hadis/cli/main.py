@@ -1,0 +1,31 @@
+"""The `hadis` command."""
+
+from __future__ import annotations
+
+import typer
+
+from hadis import __version__
+from hadis.cli import plan_cmd, profile_cmd
+
+app = typer.Typer(
+    help="hadis: hybrid adaptive serving of text-to-image diffusion models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(profile_cmd.app, name="profile")
+app.command("plan")(plan_cmd.plan_command)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the hadis version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

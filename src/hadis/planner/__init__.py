@@ -1,0 +1,24 @@
+"""Planning: PlanRequest -> Plan, for HADIS (MILP) and the baselines. No I/O, no clock."""
+
+from hadis.planner import baselines as _baselines  # noqa: F401  (registers the baselines)
+from hadis.planner.hadis_policy import DiffServePolicy, HadisPolicy, throughput_fallback
+from hadis.planner.registry import PlanningPolicy, get_policy, policy_names, register
+from hadis.planner.types import Plan, PlanRequest
+
+__all__ = [
+    "DiffServePolicy",
+    "HadisPolicy",
+    "Plan",
+    "PlanRequest",
+    "PlanningPolicy",
+    "get_policy",
+    "plan",
+    "policy_names",
+    "register",
+    "throughput_fallback",
+]
+
+
+def plan(req: PlanRequest, policy: str = "hadis") -> Plan:
+    """Plan with a registered policy by name (a fresh instance: no memory across calls)."""
+    return get_policy(policy).plan(req)

@@ -1,0 +1,186 @@
+"""HADIS and DiffServe planning policies (both solve the cascade MILP) and the fallback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+from hadis.errors import HadisError
+from hadis.planner.assemble import assemble_plan
+from hadis.planner.candidates import (
+    Candidate,
+    build_candidates,
+    from_row,
+    prune_dominated,
+    single_model,
+)
+from hadis.planner.milp import Choice, solve_enumerate, solve_milp
+from hadis.planner.registry import register
+from hadis.planner.screen import CandidateSet, usable_batches
+from hadis.planner.types import Plan, PlanRequest
+from hadis.profiles import Profile, pareto_table
+
+TableChoice = Literal["full", "pareto", "pareto-adjacent"]
+TABLE_CHOICES: tuple[str, ...] = ("full", "pareto", "pareto-adjacent")
+
+
+def throughput_fallback(
+    req: PlanRequest, policy: str, solve_ms: float, models: Sequence[str] | None = None
+) -> Plan:
+    """When nothing carries the demand: every GPU on the model with the most throughput.
+
+    r = d = 0 (quality is shed to keep up); batch = the highest-throughput size that still
+    meets the SLO (batch 1 if none does). The plan reports feasible=False and the shortfall.
+    """
+    names = list(models) if models else [m.name for m in req.profile.models]
+
+    def best_batch(name: str) -> int:
+        usable = usable_batches(req, name) or (1,)
+        return max(usable, key=lambda b: (req.profile.model(name).capacity_qps(b), -b))
+
+    name = max(names, key=lambda n: req.profile.model(n).capacity_qps(best_batch(n)))
+    cand = single_model(req.profile, name)
+    plan = assemble_plan(
+        req,
+        policy,
+        cand,
+        {name: best_batch(name)},
+        {name: req.gpus},
+        feasible=False,
+        solve_ms=solve_ms,
+        note="no configuration carries the demand within the SLO: throughput fallback",
+    )
+    return plan
+
+
+SOLVERS = {"milp": solve_milp, "enumerate": solve_enumerate}
+
+
+class _CascadePolicy:
+    """Shared machinery: candidates cached per profile, MILP (or enumeration), fallback."""
+
+    name = "cascade"
+
+    def __init__(self, solver: str = "milp") -> None:
+        if solver not in SOLVERS:
+            raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
+        self.solver = solver
+        self._cached: tuple[Profile, CandidateSet] | None = None
+
+    def candidate_set(self, profile: Profile) -> CandidateSet:
+        """The profile's candidates minus request-independent dominated ones (cached)."""
+        if self._cached is None or self._cached[0] is not profile:
+            pruned = prune_dominated(self._build_candidates(profile), profile.metric)
+            self._cached = (profile, CandidateSet.build(profile, pruned))
+        return self._cached[1]
+
+    def _build_candidates(self, profile: Profile) -> list[Candidate]:
+        raise NotImplementedError
+
+    def _fallback_models(self, profile: Profile) -> Sequence[str] | None:
+        return None
+
+    def _solve(self, req: PlanRequest, cs: CandidateSet) -> Choice | None:
+        return SOLVERS[self.solver](req, cs)
+
+    def plan(self, req: PlanRequest) -> Plan:
+        start = time.perf_counter()
+        choice = self._solve(req, self.candidate_set(req.profile))
+        solve_ms = (time.perf_counter() - start) * 1e3
+        if choice is None:
+            return throughput_fallback(
+                req, self.name, solve_ms, self._fallback_models(req.profile)
+            )
+        return assemble_plan(
+            req, self.name, choice.candidate, choice.batch, choice.gpus,
+            feasible=True, solve_ms=solve_ms,
+        )
+
+
+@register("hadis")
+class HadisPolicy(_CascadePolicy):
+    """Router + discriminator cascade over every pair in the table, chosen by one MILP.
+
+    table: 'full' uses every row; 'pareto' the (latency, quality) front; 'pareto-adjacent'
+    the front over adjacent pairs (the paper's 49-row-style table).
+    per_pair: solve one MILP per pair instead of one over all (same optimum; for measuring).
+    solver: 'milp' (HiGHS) or 'enumerate' (same optimum, no solver; see planner/milp.py).
+    """
+
+    name = "hadis"
+
+    def __init__(
+        self,
+        table: TableChoice = "full",
+        include_single_models: bool = True,
+        per_pair: bool = False,
+        solver: str = "milp",
+    ) -> None:
+        super().__init__(solver)
+        if table not in TABLE_CHOICES:
+            raise HadisError(f"unknown table {table!r}; valid: {', '.join(TABLE_CHOICES)}")
+        self.table = table
+        self.include_single_models = include_single_models
+        self.per_pair = per_pair
+        self._pair_sets: tuple[CandidateSet, list[CandidateSet]] | None = None
+
+    def _build_candidates(self, profile: Profile) -> list[Candidate]:
+        if self.table == "full":
+            rows = list(profile.configs)
+        else:
+            rows = pareto_table(profile, adjacent_only=self.table == "pareto-adjacent")
+        return build_candidates(profile, rows, include_single_models=self.include_single_models)
+
+    def _solve(self, req: PlanRequest, cs: CandidateSet) -> Choice | None:
+        if not self.per_pair:
+            return super()._solve(req, cs)
+        metric = req.profile.metric
+        best: Choice | None = None
+        if self._pair_sets is None or self._pair_sets[0] is not cs:
+            pairs = dict.fromkeys(c.pair for c in cs.candidates)
+            self._pair_sets = (cs, [
+                CandidateSet.build(req.profile, [c for c in cs.candidates if c.pair == p])
+                for p in pairs
+            ])
+        for sub in self._pair_sets[1]:
+            choice = super()._solve(req, sub)
+            if choice is not None and (
+                best is None
+                or metric.better(choice.candidate.quality, best.candidate.quality)
+            ):
+                best = choice
+        return best
+
+
+def diffserve_pair(profile: Profile) -> tuple[str, str]:
+    """DiffServe's fixed pair: the second-fastest and the slowest model (models 1 and 3 of
+    the paper pool); with two models, the fastest and the slowest."""
+    order = sorted(profile.models, key=lambda m: m.latency_s[1])
+    light = order[1] if len(order) >= 3 else order[0]
+    return (light.name, order[-1].name)
+
+
+@register("diffserve")
+class DiffServePolicy(_CascadePolicy):
+    """DiffServe: discriminator-only cascade (r = 0) pinned to one pair; the MILP picks GPUs,
+    batch sizes and the threshold d for the best quality (not the largest threshold)."""
+
+    name = "diffserve"
+
+    def __init__(self, pair: tuple[str, str] | None = None, solver: str = "milp") -> None:
+        super().__init__(solver)
+        self.pair = pair
+
+    def _pair(self, profile: Profile) -> tuple[str, str]:
+        return tuple(self.pair) if self.pair else diffserve_pair(profile)  # type: ignore[return-value]
+
+    def _build_candidates(self, profile: Profile) -> list[Candidate]:
+        pair = self._pair(profile)
+        rows = [c for c in profile.configs if c.pair == pair and c.r == 0]
+        if not rows:
+            raise HadisError(f"profile {profile.name!r} has no r = 0 rows for pair {pair}")
+        return [from_row(c) for c in rows]
+
+    def _fallback_models(self, profile: Profile) -> Sequence[str]:
+        return (self._pair(profile)[0],)

@@ -1,0 +1,131 @@
+"""Planner inputs and outputs: PlanRequest -> Plan. Pure data, no clock, no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hadis.errors import PlanningError
+from hadis.profiles import Profile
+
+DEFAULT_OVERPROVISION = 1.05
+DEFAULT_QUEUE_FACTOR = 1.2  # Little's-law queueing delay multiplier (research code)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything a planning policy may look at.
+
+    demand_qps: smoothed arrival rate of new queries (queries/s).
+    queue: queries waiting per model now; arrival_qps: measured arrivals per model (q/s),
+    used for the Little's-law queueing delay Q_m = queue_factor * queue_m / arrival_m
+    (arrival_m falls back to demand_qps when not measured).
+    previous: the plan in force, for policies that step from it (INFaaS).
+    """
+
+    profile: Profile
+    gpus: int
+    slo_s: float
+    demand_qps: float
+    queue: Mapping[str, int] = field(default_factory=dict)
+    arrival_qps: Mapping[str, float] = field(default_factory=dict)
+    overprovision: float = DEFAULT_OVERPROVISION
+    queue_factor: float = DEFAULT_QUEUE_FACTOR
+    previous: Plan | None = None
+
+    def __post_init__(self) -> None:
+        validate_request(self)
+
+    @property
+    def target_qps(self) -> float:
+        """Demand the plan must carry, including the over-provisioning margin."""
+        return self.demand_qps * self.overprovision
+
+    def queue_delay_s(self, model: str) -> float:
+        """Expected wait for the queries already queued at `model` (Little's law)."""
+        queued = self.queue.get(model, 0)
+        if queued <= 0:
+            return 0.0
+        rate = self.arrival_qps.get(model) or self.demand_qps
+        if rate <= 0:
+            return 0.0
+        return self.queue_factor * queued / rate
+
+
+def validate_request(req: PlanRequest) -> None:
+    if isinstance(req.gpus, bool) or not isinstance(req.gpus, int) or req.gpus < 1:
+        raise PlanningError(f"gpus must be a positive integer, got {req.gpus!r}")
+    if not math.isfinite(req.demand_qps) or req.demand_qps < 0:
+        raise PlanningError(f"demand must be a finite number >= 0 queries/s, got {req.demand_qps}")
+    if not math.isfinite(req.slo_s) or req.slo_s <= 0:
+        raise PlanningError(f"slo must be a positive number of seconds, got {req.slo_s}")
+    if req.overprovision < 1:
+        raise PlanningError(f"overprovision must be >= 1, got {req.overprovision}")
+    fastest = min(req.profile.models, key=lambda m: m.latency_s[1])
+    if req.slo_s < fastest.latency_s[1]:
+        raise PlanningError(
+            f"slo {req.slo_s:g}s is below every model's latency "
+            f"(fastest: {fastest.name} at {fastest.latency_s[1]:g}s per image)"
+        )
+    for name in (*req.queue, *req.arrival_qps):
+        req.profile.model(name)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A serving configuration for the data plane.
+
+    Routing: when `split` is None, queries follow the cascade: the router sends the top-r
+    fraction to `heavy`, the rest run on `light`, and the discriminator escalates the
+    bottom-d fraction of light images to `heavy` (heavy None means light only, r = d = 0).
+    When `split` is set (Proteus), each query goes to one model with those probabilities.
+    """
+
+    policy: str
+    light: str
+    heavy: str | None
+    r: float
+    d: float
+    gpus: Mapping[str, int]
+    batch: Mapping[str, int]
+    quality: float
+    feasible: bool
+    demand_qps: float
+    load_qps: Mapping[str, float]
+    capacity_qps: Mapping[str, float]
+    path_latency_s: Mapping[str, float]
+    shortfall_qps: float = 0.0
+    solve_ms: float = 0.0
+    split: Mapping[str, float] | None = None
+    admission_factor: float | None = None  # drop if est. finish > factor x SLO; None: default
+    note: str = ""
+
+    @property
+    def pair(self) -> tuple[str, ...]:
+        return (self.light,) if self.heavy is None else (self.light, self.heavy)
+
+    @property
+    def f(self) -> float:
+        """Heavy fraction r + (1 - r) d."""
+        return self.r + (1 - self.r) * self.d
+
+    @property
+    def headroom(self) -> dict[str, float]:
+        """Capacity over planned load, minus one, per model with load (inf if no load)."""
+        return {
+            m: (cap / self.load_qps[m] - 1) if self.load_qps.get(m, 0) > 0 else math.inf
+            for m, cap in self.capacity_qps.items()
+        }
+
+    @property
+    def total_gpus(self) -> int:
+        return sum(self.gpus.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pair"] = list(self.pair)
+        out["f"] = self.f
+        out["headroom"] = {m: (h if math.isfinite(h) else None) for m, h in self.headroom.items()}
+        return out

@@ -1,0 +1,235 @@
+"""Reading and writing profile files (JSON, format `hadis-profile`, version 1).
+
+The schema is documented in docs/profile-format.md. Loading validates everything up front
+and raises ProfileError naming the field, the expected and the actual value.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hadis.errors import ProfileError
+from hadis.profiles.model import (
+    BatchRule,
+    ConfigRow,
+    Direction,
+    Metric,
+    ModelVariant,
+    Profile,
+)
+
+FORMAT = "hadis-profile"
+VERSION = 1
+_F_TOLERANCE = 1e-3
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricSpec(_Strict):
+    name: str = Field(min_length=1)
+    direction: Direction
+
+
+class BatchRuleSpec(_Strict):
+    kind: Literal["linear"] = "linear"
+    factor: float = Field(default=0.9, gt=0)
+    note: str = ""
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="diffusers model id or local path")
+    steps: int = Field(ge=1)
+    guidance: float = Field(ge=0)
+    resolution: tuple[int, int]
+    quality_alone: float
+    latency_s: dict[int, float] = Field(description="batch size -> seconds per batch")
+    max_batch: int = Field(default=32, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("latency_s")
+    @classmethod
+    def _latencies(cls, v: dict[int, float]) -> dict[int, float]:
+        if 1 not in v:
+            raise ValueError("must give the batch-1 latency (key '1')")
+        for b, s in v.items():
+            if b < 1 or not s > 0:
+                raise ValueError(f"batch {b}: expected batch >= 1 and seconds > 0, got {s}")
+        return v
+
+
+class ConfigSpec(_Strict):
+    light: str
+    heavy: str
+    r: float = Field(ge=0, le=1)
+    d: float = Field(ge=0, le=1)
+    f: float = Field(ge=0, le=1)
+    quality: float
+    latency_s: float = Field(gt=0)
+
+
+class ProfileSpec(_Strict):
+    format: Literal["hadis-profile"]
+    version: Literal[1]
+    name: str = Field(min_length=1)
+    description: str = ""
+    provenance: str = ""
+    gpu_type: str = Field(min_length=1)
+    metric: MetricSpec
+    batch_latency_rule: BatchRuleSpec = Field(default_factory=BatchRuleSpec)
+    models: list[ModelSpec] = Field(min_length=1)
+    configs: list[ConfigSpec] = Field(default_factory=list)
+
+
+def _check_references(spec: ProfileSpec) -> None:
+    names = [m.name for m in spec.models]
+    if len(set(names)) != len(names):
+        raise ProfileError(f"model names must be unique, got {names}")
+    known = set(names)
+    for i, c in enumerate(spec.configs):
+        where = f"configs[{i}]"
+        for role in ("light", "heavy"):
+            if getattr(c, role) not in known:
+                raise ProfileError(
+                    f"{where}.{role}: unknown model {getattr(c, role)!r}; expected one of {names}"
+                )
+        if c.light == c.heavy:
+            raise ProfileError(f"{where}: light and heavy must differ, both are {c.light!r}")
+        expected_f = c.r + (1 - c.r) * c.d
+        if abs(c.f - expected_f) > _F_TOLERANCE:
+            raise ProfileError(
+                f"{where}.f: expected r + (1 - r) d = {expected_f:.4f}, got {c.f}"
+            )
+
+
+def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
+    """Validate a parsed profile document and build the immutable Profile."""
+    try:
+        spec = ProfileSpec.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise ProfileError(f"profile {origin}: {loc}: {err['msg']}") from e
+    try:
+        _check_references(spec)
+    except ProfileError as e:
+        raise ProfileError(f"profile {origin}: {e}") from e
+    rule = BatchRule(factor=spec.batch_latency_rule.factor)
+    models = tuple(
+        ModelVariant(
+            name=m.name,
+            source=m.source,
+            steps=m.steps,
+            guidance=m.guidance,
+            resolution=m.resolution,
+            quality_alone=m.quality_alone,
+            latency_s=dict(sorted(m.latency_s.items())),
+            max_batch=m.max_batch,
+            batch_rule=rule,
+            extra=m.extra,
+        )
+        for m in spec.models
+    )
+    configs = tuple(ConfigRow(**c.model_dump()) for c in spec.configs)
+    return Profile(
+        name=spec.name,
+        gpu_type=spec.gpu_type,
+        metric=Metric(spec.metric.name, spec.metric.direction),
+        models=models,
+        configs=configs,
+        description=spec.description,
+        provenance=spec.provenance,
+    )
+
+
+def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, Any]:
+    """The JSON document for a profile (inverse of profile_from_dict)."""
+    rule = profile.models[0].batch_rule
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": profile.name,
+        "description": profile.description,
+        "provenance": profile.provenance,
+        "gpu_type": profile.gpu_type,
+        "metric": {"name": profile.metric.name, "direction": profile.metric.direction.value},
+        "batch_latency_rule": {"kind": "linear", "factor": rule.factor, "note": batch_rule_note},
+        "models": [
+            {
+                "name": m.name,
+                "source": m.source,
+                "steps": m.steps,
+                "guidance": m.guidance,
+                "resolution": list(m.resolution),
+                "quality_alone": m.quality_alone,
+                "latency_s": {str(b): s for b, s in m.latency_s.items()},
+                "max_batch": m.max_batch,
+                "extra": dict(m.extra),
+            }
+            for m in profile.models
+        ],
+        "configs": [
+            {
+                "light": c.light,
+                "heavy": c.heavy,
+                "r": c.r,
+                "d": c.d,
+                "f": c.f,
+                "quality": c.quality,
+                "latency_s": c.latency_s,
+            }
+            for c in profile.configs
+        ],
+    }
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ProfileError(f"cannot read profile {path}: {e.strerror}") from e
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProfileError(f"profile {path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path}: expected a JSON object, got {type(data).__name__}")
+    return profile_from_dict(data, origin=str(path))
+
+
+def save_profile(profile: Profile, path: str | Path, batch_rule_note: str = "") -> None:
+    Path(path).write_text(
+        json.dumps(profile_to_dict(profile, batch_rule_note), indent=1) + "\n", encoding="utf-8"
+    )
+
+
+def bundled_profiles() -> list[str]:
+    """Names of the profiles shipped inside the package."""
+    folder = resources.files("hadis") / "data" / "profiles"
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a bundled profile by name (e.g. 'hadis-l40s') or a profile file by path."""
+    name = str(name_or_path)
+    if name in bundled_profiles():
+        ref = resources.files("hadis") / "data" / "profiles" / f"{name}.json"
+        with resources.as_file(ref) as p:
+            return load_profile_file(p)
+    path = Path(name)
+    if path.suffix == ".json" or path.exists():
+        if not path.exists():
+            raise ProfileError(f"profile file not found: {path}")
+        return load_profile_file(path)
+    raise ProfileError(
+        f"unknown profile {name!r}: not a bundled profile ({', '.join(bundled_profiles())}) "
+        "nor an existing file"
+    )

@@ -1,0 +1,155 @@
+"""Typed, immutable model-pool data: variants, configuration rows and the profile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+
+
+class Direction(StrEnum):
+    """Whether a larger quality number is better (e.g. CLIP score) or worse (e.g. FID)."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    direction: Direction
+
+    def better(self, a: float, b: float) -> bool:
+        """True when quality `a` is strictly better than `b`."""
+        return a < b if self.direction is Direction.LOWER else a > b
+
+    def cost(self, q: float) -> float:
+        """A number to minimise: the quality itself for lower-better metrics, else -q."""
+        return q if self.direction is Direction.LOWER else -q
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRule:
+    """How latency grows with batch size when a batch size was not measured.
+
+    L(b) = factor * b * L(1) for b > 1 (the research code's assumption, factor 0.9).
+    """
+
+    factor: float = 0.9
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """One servable model variant and its cost on the profile's GPU type."""
+
+    name: str
+    source: str  # diffusers model id or local path
+    steps: int
+    guidance: float
+    resolution: tuple[int, int]
+    quality_alone: float
+    latency_s: Mapping[int, float]  # batch size -> seconds per batch (measured)
+    max_batch: int = 32
+    batch_rule: BatchRule = field(default_factory=BatchRule)
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def batch_latency_s(self, batch: int) -> float:
+        """Seconds to generate one batch of `batch` images (measured, else the batch rule)."""
+        measured = self.latency_s.get(batch)
+        if measured is not None:
+            return measured
+        if batch < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch}")
+        return self.batch_rule.factor * batch * self.latency_s[1]
+
+    @property
+    def batch_options(self) -> tuple[int, ...]:
+        """Batch sizes the planner may choose for this variant."""
+        return tuple(b for b in BATCH_SIZES if b <= self.max_batch)
+
+    def capacity_qps(self, batch: int) -> float:
+        """Images per second one GPU sustains at this batch size."""
+        return batch / self.batch_latency_s(batch)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRow:
+    """One measured configuration of a (light, heavy) pair.
+
+    r: fraction of all queries the router sends straight to heavy.
+    d: fraction of light outputs the discriminator escalates.
+    f: heavy fraction r + (1 - r) d.  latency_s: expected per-query seconds at batch 1.
+    """
+
+    light: str
+    heavy: str
+    r: float
+    d: float
+    f: float
+    quality: float
+    latency_s: float
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.light, self.heavy)
+
+    @property
+    def light_share(self) -> float:
+        """Fraction of demand that loads the light model (bypassed queries do not)."""
+        return 1.0 - self.r
+
+    @property
+    def escalates(self) -> bool:
+        """Whether some queries take the slow path light -> heavy."""
+        return (1.0 - self.r) * self.d > 1e-12
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A model pool profile: variants, the configuration table and the quality metric."""
+
+    name: str
+    gpu_type: str
+    metric: Metric
+    models: tuple[ModelVariant, ...]
+    configs: tuple[ConfigRow, ...]
+    description: str = ""
+    provenance: str = ""
+
+    @cached_property
+    def model_by_name(self) -> dict[str, ModelVariant]:
+        return {m.name: m for m in self.models}
+
+    def model(self, name: str) -> ModelVariant:
+        try:
+            return self.model_by_name[name]
+        except KeyError:
+            valid = ", ".join(self.model_by_name)
+            raise KeyError(
+                f"unknown model {name!r} in profile {self.name!r}; valid: {valid}"
+            ) from None
+
+    @cached_property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Pairs in table order, each once."""
+        return tuple(dict.fromkeys(c.pair for c in self.configs))
+
+    def adjacent_pairs(self) -> tuple[tuple[str, str], ...]:
+        """Pairs of consecutive models when ordered by batch-1 latency (the paper's choice)."""
+        order = sorted(self.models, key=lambda m: m.latency_s[1])
+        return tuple((a.name, b.name) for a, b in zip(order, order[1:], strict=False))
+
+    def with_configs(self, configs: tuple[ConfigRow, ...], suffix: str = "") -> Profile:
+        """The same pool with another configuration table."""
+        return Profile(
+            name=self.name + suffix,
+            gpu_type=self.gpu_type,
+            metric=self.metric,
+            models=self.models,
+            configs=configs,
+            description=self.description,
+            provenance=self.provenance,
+        )
