@@ -24,8 +24,14 @@ def make_profile(
     """A synthetic pool: model i has batch-1 latency latencies[i]; rows for every pair."""
     models = tuple(
         ModelVariant(
-            name=f"m{i}", source=f"test/m{i}", steps=1, guidance=0.0, resolution=(8, 8),
-            quality_alone=q, latency_s={1: lat}, max_batch=max_batch,
+            name=f"m{i}",
+            source=f"test/m{i}",
+            steps=1,
+            guidance=0.0,
+            resolution=(8, 8),
+            quality_alone=q,
+            latency_s={1: lat},
+            max_batch=max_batch,
         )
         for i, (lat, q) in enumerate(zip(latencies, qualities, strict=True))
     )
@@ -35,14 +41,21 @@ def make_profile(
             f = r + (1 - r) * d
             rows.append(
                 ConfigRow(
-                    light=f"m{i}", heavy=f"m{j}", r=r, d=d, f=f,
+                    light=f"m{i}",
+                    heavy=f"m{j}",
+                    r=r,
+                    d=d,
+                    f=f,
                     quality=row_quality(i, j, r, d),
                     latency_s=(1 - r) * latencies[i] + f * latencies[j],
                 )
             )
     return Profile(
-        name="synthetic", gpu_type="test", metric=Metric("FID", Direction.LOWER),
-        models=models, configs=tuple(rows),
+        name="synthetic",
+        gpu_type="test",
+        metric=Metric("FID", Direction.LOWER),
+        models=models,
+        configs=tuple(rows),
     )
 
 

@@ -9,8 +9,21 @@ runner = CliRunner()
 
 
 def test_plan_json_has_required_keys():
-    res = runner.invoke(app, ["plan", "--profile", "hadis-l40s", "--gpus", "16", "--slo", "60",
-                              "--demand", "3.5", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "plan",
+            "--profile",
+            "hadis-l40s",
+            "--gpus",
+            "16",
+            "--slo",
+            "60",
+            "--demand",
+            "3.5",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     for key in ("pair", "r", "d", "gpus", "batch", "quality", "feasible", "solve_ms"):

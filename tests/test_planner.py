@@ -111,8 +111,12 @@ def test_queue_delay_pushes_plan_off_a_backlogged_model(paper_profile):
     # 40 queued at 1 q/s on the heavy model: Little's law adds 48 s, so 27 s + 48 s > 60 s
     busy = plan(
         PlanRequest(
-            paper_profile, 16, 60.0, 1.0,
-            queue={"sd35-large": 40}, arrival_qps={"sd35-large": 1.0},
+            paper_profile,
+            16,
+            60.0,
+            1.0,
+            queue={"sd35-large": 40},
+            arrival_qps={"sd35-large": 1.0},
         )
     )
     assert "sd35-large" not in busy.gpus
@@ -158,8 +162,11 @@ def test_diffserve_is_pinned_to_pair_and_router_off(paper_profile):
 def test_diffserve_maximises_quality_not_threshold(paper_profile):
     # at low demand the best (1,3) cascade is not the largest d that fits
     p = plan(PlanRequest(paper_profile, 16, 60.0, 0.3), "diffserve")
-    rows = {c.d: c.quality for c in paper_profile.configs
-            if c.pair == ("sd35-large-turbo", "sd35-large") and c.r == 0}
+    rows = {
+        c.d: c.quality
+        for c in paper_profile.configs
+        if c.pair == ("sd35-large-turbo", "sd35-large") and c.r == 0
+    }
     assert p.quality == min(rows.values())
 
 

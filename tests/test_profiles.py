@@ -11,7 +11,10 @@ from hadis.profiles.model import ConfigRow, Direction, Metric
 def test_bundled_profile_contents(paper_profile):
     p = paper_profile
     assert [m.name for m in p.models] == [
-        "sdxl-lightning", "sd35-large-turbo", "sd35-medium", "sd35-large",
+        "sdxl-lightning",
+        "sd35-large-turbo",
+        "sd35-medium",
+        "sd35-large",
     ]
     assert len(p.configs) == 726
     assert p.metric == Metric("FID", Direction.LOWER)
@@ -42,7 +45,8 @@ def test_adjacent_pareto_front_matches_reference(paper_profile):
     candidates = [c for c in paper_profile.configs if c.pair in adjacent]
     for a in front:  # nothing on the front is dominated by any candidate
         assert not any(
-            b.latency_s <= a.latency_s and b.quality <= a.quality
+            b.latency_s <= a.latency_s
+            and b.quality <= a.quality
             and (b.latency_s < a.latency_s or b.quality < a.quality)
             for b in candidates
         )

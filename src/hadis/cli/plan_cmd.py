@@ -32,8 +32,12 @@ def print_plan(plan: Plan, metric: str, slo_s: float) -> None:
     for m, g in plan.gpus.items():
         head = plan.headroom[m]
         table.add_row(
-            m, str(g), str(plan.batch[m]), f"{plan.load_qps[m]:.3f}",
-            f"{plan.capacity_qps[m]:.3f}", "-" if math.isinf(head) else f"{head:+.0%}",
+            m,
+            str(g),
+            str(plan.batch[m]),
+            f"{plan.load_qps[m]:.3f}",
+            f"{plan.capacity_qps[m]:.3f}",
+            "-" if math.isinf(head) else f"{head:+.0%}",
         )
     console.print(table)
     paths = ", ".join(f"{k} {v:.1f}s" for k, v in plan.path_latency_s.items())

@@ -43,24 +43,46 @@ def show_command(
     pool = Table("model", "steps", "guidance", "resolution", "s/image (b=1)", p.metric.name)
     for m in p.models:
         pool.add_row(
-            m.name, str(m.steps), f"{m.guidance:g}", "x".join(map(str, m.resolution)),
-            f"{m.latency_s[1]:g}", f"{m.quality_alone:g}",
+            m.name,
+            str(m.steps),
+            f"{m.guidance:g}",
+            "x".join(map(str, m.resolution)),
+            f"{m.latency_s[1]:g}",
+            f"{m.quality_alone:g}",
         )
     console.print(pool)
     scope = "all pairs" if all_pairs else "adjacent pairs"
     front = Table(
-        "light", "heavy", "r", "d", "f", "E[T] s", p.metric.name,
+        "light",
+        "heavy",
+        "r",
+        "d",
+        "f",
+        "E[T] s",
+        p.metric.name,
         title=f"Pareto table ({scope}{', per pair' if per_pair else ''}): {len(rows)} rows "
         f"of {len(p.configs)}; {p.metric.name} {p.metric.direction.value} is better",
     )
     for r in rows:
         front.add_row(
-            r.light, r.heavy, f"{r.r:g}", f"{r.d:g}", f"{r.f:.2f}", f"{r.latency_s:.2f}",
+            r.light,
+            r.heavy,
+            f"{r.r:g}",
+            f"{r.d:g}",
+            f"{r.f:.2f}",
+            f"{r.latency_s:.2f}",
             f"{r.quality:.2f}",
         )
     console.print(front)
 
 
 def _row(r) -> dict:  # noqa: ANN001
-    return {"light": r.light, "heavy": r.heavy, "r": r.r, "d": r.d, "f": r.f,
-            "quality": r.quality, "latency_s": r.latency_s}
+    return {
+        "light": r.light,
+        "heavy": r.heavy,
+        "r": r.r,
+        "d": r.d,
+        "f": r.f,
+        "quality": r.quality,
+        "latency_s": r.latency_s,
+    }

@@ -23,9 +23,7 @@ def spread_spare_gpus(
     demand = max(req.demand_qps, 1e-9)
     per_gpu = {m: req.profile.model(m).capacity_qps(batch[m]) for m in loaded}
     for _ in range(req.gpus - sum(gpus.values())):
-        worst = min(
-            loaded, key=lambda m: (gpus.get(m, 0) * per_gpu[m] / (demand * shares[m]), m)
-        )
+        worst = min(loaded, key=lambda m: (gpus.get(m, 0) * per_gpu[m] / (demand * shares[m]), m))
         gpus[worst] = gpus.get(worst, 0) + 1
     return gpus
 
@@ -67,9 +65,7 @@ def assemble_plan(
             paths["direct-heavy"] = path(cand.heavy)
         if cand.heavy is not None and cand.escalates:
             paths["escalated"] = path(cand.light) + path(cand.heavy)
-    carried = min(
-        (capacity[m] / s for m, s in shares.items() if s > 0), default=math.inf
-    )
+    carried = min((capacity[m] / s for m, s in shares.items() if s > 0), default=math.inf)
     return Plan(
         policy=policy,
         light=cand.light,

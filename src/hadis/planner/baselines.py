@@ -46,8 +46,14 @@ def _single_model_plan(
 ) -> Plan:
     cap = req.gpus * req.profile.model(model).capacity_qps(batch)
     return assemble_plan(
-        req, policy, single_model(req.profile, model), {model: batch}, {model: req.gpus},
-        feasible=cap >= req.target_qps, solve_ms=solve_ms, **kw,  # type: ignore[arg-type]
+        req,
+        policy,
+        single_model(req.profile, model),
+        {model: batch},
+        {model: req.gpus},
+        feasible=cap >= req.target_qps,
+        solve_ms=solve_ms,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -115,9 +121,7 @@ class InfaasAcc:
             else:
                 model = current
         solve_ms = (time.perf_counter() - start) * 1e3
-        return _single_model_plan(
-            req, self.name, model, max_throughput_batch(req, model), solve_ms
-        )
+        return _single_model_plan(req, self.name, model, max_throughput_batch(req, model), solve_ms)
 
 
 @register("proteus")
@@ -163,6 +167,13 @@ class Proteus:
         quality = sum(s * profile.model(n).quality_alone for n, s in shares.items())
         best = max(shares, key=shares.__getitem__)
         return assemble_plan(
-            req, self.name, single_model(profile, best), batch, gpus,
-            feasible=True, solve_ms=solve_ms, split=shares, quality=quality,
+            req,
+            self.name,
+            single_model(profile, best),
+            batch,
+            gpus,
+            feasible=True,
+            solve_ms=solve_ms,
+            split=shares,
+            quality=quality,
         )

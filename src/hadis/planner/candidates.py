@@ -74,7 +74,6 @@ def build_candidates(
     return out
 
 
-
 def prune_dominated(candidates: Sequence[Candidate], metric: Metric) -> list[Candidate]:
     """Drop candidates another candidate beats on every count, whatever the request.
 

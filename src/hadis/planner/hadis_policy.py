@@ -89,12 +89,15 @@ class _CascadePolicy:
         choice = self._solve(req, self.candidate_set(req.profile))
         solve_ms = (time.perf_counter() - start) * 1e3
         if choice is None:
-            return throughput_fallback(
-                req, self.name, solve_ms, self._fallback_models(req.profile)
-            )
+            return throughput_fallback(req, self.name, solve_ms, self._fallback_models(req.profile))
         return assemble_plan(
-            req, self.name, choice.candidate, choice.batch, choice.gpus,
-            feasible=True, solve_ms=solve_ms,
+            req,
+            self.name,
+            choice.candidate,
+            choice.batch,
+            choice.gpus,
+            feasible=True,
+            solve_ms=solve_ms,
         )
 
 
@@ -139,15 +142,17 @@ class HadisPolicy(_CascadePolicy):
         best: Choice | None = None
         if self._pair_sets is None or self._pair_sets[0] is not cs:
             pairs = dict.fromkeys(c.pair for c in cs.candidates)
-            self._pair_sets = (cs, [
-                CandidateSet.build(req.profile, [c for c in cs.candidates if c.pair == p])
-                for p in pairs
-            ])
+            self._pair_sets = (
+                cs,
+                [
+                    CandidateSet.build(req.profile, [c for c in cs.candidates if c.pair == p])
+                    for p in pairs
+                ],
+            )
         for sub in self._pair_sets[1]:
             choice = super()._solve(req, sub)
             if choice is not None and (
-                best is None
-                or metric.better(choice.candidate.quality, best.candidate.quality)
+                best is None or metric.better(choice.candidate.quality, best.candidate.quality)
             ):
                 best = choice
         return best

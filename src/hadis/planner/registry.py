@@ -43,7 +43,5 @@ def get_policy(name: str, **options: Any) -> PlanningPolicy:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise HadisError(
-            f"unknown policy {name!r}; valid: {', '.join(_REGISTRY)}"
-        ) from None
+        raise HadisError(f"unknown policy {name!r}; valid: {', '.join(_REGISTRY)}") from None
     return factory(**options)

@@ -104,9 +104,7 @@ def _check_references(spec: ProfileSpec) -> None:
             raise ProfileError(f"{where}: light and heavy must differ, both are {c.light!r}")
         expected_f = c.r + (1 - c.r) * c.d
         if abs(c.f - expected_f) > _F_TOLERANCE:
-            raise ProfileError(
-                f"{where}.f: expected r + (1 - r) d = {expected_f:.4f}, got {c.f}"
-            )
+            raise ProfileError(f"{where}.f: expected r + (1 - r) d = {expected_f:.4f}, got {c.f}")
 
 
 def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:

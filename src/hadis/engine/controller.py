@@ -1,0 +1,140 @@
+"""The control loop: estimate demand, re-plan every period, apply the plan.
+
+Clock-agnostic like the engine: the driver calls `observe_arrival(now)` on each arrival and
+`tick(now)` every `check_s` seconds. A tick re-plans when the period has elapsed, or early
+when some model's backlog needs more than backlog_fraction x SLO to drain at the planned
+capacity (the research code waited for the next period while queues grew). Demand is an
+EWMA, updated every tick, of the arrival rate (arrivals per second, not in-flight counts);
+an early re-plan uses the last tick's rate when that is higher. Queue lengths and
+per-model arrival rates come from the engine. If the policy raises, the last good plan
+stays in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from hadis.engine.engine import Engine
+from hadis.engine.query import Command
+from hadis.errors import HadisError
+from hadis.planner import Plan, PlanningPolicy, PlanRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    period_s: float = 50.0  # re-plan period
+    check_s: float = 10.0  # how often tick() looks for overload (early re-plan)
+    backlog_fraction: float = 0.2  # early re-plan when a queue needs > this x SLO to drain
+    ewma_alpha: float = 0.35  # per check_s tick (time constant ~ 25 s)
+    initial_demand_qps: float = 1.0  # demand assumed before anything was measured
+    overprovision: float = 1.05
+
+    def __post_init__(self) -> None:
+        if not self.period_s > 0:
+            raise HadisError(f"re-plan period must be > 0 seconds, got {self.period_s}")
+        if not 0 < self.check_s <= self.period_s:
+            raise HadisError(f"check interval must be in (0, period], got {self.check_s}")
+        if not 0 < self.ewma_alpha <= 1:
+            raise HadisError(f"ewma alpha must be in (0, 1], got {self.ewma_alpha}")
+        if self.initial_demand_qps < 0:
+            raise HadisError(f"initial demand must be >= 0, got {self.initial_demand_qps}")
+
+
+class Controller:
+    def __init__(
+        self,
+        engine: Engine,
+        policy: PlanningPolicy,
+        gpus: int,
+        config: ControllerConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.gpus = gpus
+        self.config = config or ControllerConfig()
+        self.plan: Plan | None = None
+        self.demand_qps = self.config.initial_demand_qps
+        self.failures = 0
+        self._arrivals = 0
+        self._since = 0.0
+        self._tick_arrivals = 0
+        self._tick_since = 0.0
+        self._measured = False
+        self.early_replans = 0
+        self._enqueued_at_last = dict(engine.enqueued)
+
+    def observe_arrival(self, now: float) -> None:
+        self._arrivals += 1
+        self._tick_arrivals += 1
+
+    def tick(self, now: float) -> list[Command]:
+        """Called every check_s: re-plan if the period is over or the plan is overrun."""
+        short_rate = self._tick_arrivals / max(now - self._tick_since, 1e-9)
+        self._tick_arrivals, self._tick_since = 0, now
+        a = self.config.ewma_alpha
+        if self._measured:
+            self.demand_qps = a * short_rate + (1 - a) * self.demand_qps
+        else:
+            self.demand_qps, self._measured = short_rate, True
+        if now - self._since >= self.config.period_s - 1e-9:
+            return self.replan(now)
+        if self._backlogged():
+            self.early_replans += 1
+            return self.replan(now, short_rate)
+        return []
+
+    def _backlogged(self) -> bool:
+        """Some model's queue needs more than backlog_fraction x SLO to drain."""
+        plan = self.plan
+        if plan is None:
+            return False
+        limit = self.config.backlog_fraction * self.engine.config.slo_s
+        for model, queued in self.engine.queue_lengths().items():
+            capacity = plan.capacity_qps.get(model, 0.0)
+            if capacity <= 0 or queued / capacity > limit:
+                return True
+        return False
+
+    def start(self, now: float) -> list[Command]:
+        """First plan, from the initial demand guess."""
+        self._since = self._tick_since = now
+        return self._plan_and_apply(now, {})
+
+    def replan(self, now: float, short_rate: float = 0.0) -> list[Command]:
+        """Re-plan now from the arrivals measured since the last plan."""
+        elapsed = now - self._since
+        if elapsed <= 0:
+            return []
+        self.demand_qps = max(self.demand_qps, short_rate)
+        enq = self.engine.enqueued
+        per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
+        self._enqueued_at_last = dict(enq)
+        self._arrivals = 0
+        self._since = now
+        return self._plan_and_apply(now, {m: r for m, r in per_model.items() if r > 0})
+
+    def _plan_and_apply(self, now: float, arrival_qps: dict[str, float]) -> list[Command]:
+        engine = self.engine
+        try:
+            req = PlanRequest(
+                engine.profile,
+                self.gpus,
+                engine.config.slo_s,
+                self.demand_qps,
+                queue=engine.queue_lengths(),
+                arrival_qps=arrival_qps,
+                overprovision=self.config.overprovision,
+                previous=self.plan,
+            )
+            plan = self.policy.plan(req)
+        except Exception:  # keep serving with the last good plan
+            self.failures += 1
+            log.exception("planner %s failed; keeping the last plan", self.policy.name)
+            if self.plan is None:
+                raise
+            return []
+        self.plan = plan
+        return engine.apply_plan(now, plan)

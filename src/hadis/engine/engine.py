@@ -1,0 +1,371 @@
+"""The data plane: an event-driven core with no clock of its own.
+
+Drivers (the simulator's virtual clock, the server's real one) call
+  submit(now, query)        a query arrives
+  batch_done(now, worker)   a worker finished the batch it was given
+  worker_ready(now, worker) a model switch finished (asked for by a WakeUp command)
+  apply_plan(now, plan)     the controller chose a new plan
+and each returns the commands to carry out: Dispatch (run a batch now) and WakeUp.
+
+Rules: the router sends the top-r fraction of prompts straight to heavy, the rest queue for
+light; each model's queue is served earliest-deadline-first (one SLO for all, so oldest
+arrival first: an escalated query goes ahead of later direct-heavy ones); a free worker
+takes up to its batch size at once (greedy, no waiting); a query whose estimated finish
+exceeds drop_factor x SLO is dropped before execution; after a light batch the
+discriminator escalates the bottom-d fraction to the heavy queue. Workers the plan doesn't
+use go idle; a worker that must load another model serves nothing for switch_delay_s.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from hadis.engine.query import (
+    DIRECT,
+    DROPPED,
+    ESCALATED,
+    LIGHT,
+    SERVED,
+    Command,
+    Dispatch,
+    Query,
+    WakeUp,
+)
+from hadis.errors import HadisError
+from hadis.planner import Plan
+from hadis.profiles import Profile
+from hadis.routing import Discriminator, Router
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    slo_s: float
+    drop_factor: float = 1.5  # drop before execution if est. finish > drop_factor x SLO
+    switch_delay_s: float = 3.0  # a worker loading another model serves nothing meanwhile
+    seed: int = 0  # for split (Proteus) routing
+
+    def __post_init__(self) -> None:
+        if not self.slo_s > 0:
+            raise HadisError(f"slo must be > 0 seconds, got {self.slo_s}")
+        if not self.drop_factor > 0:
+            raise HadisError(f"drop factor must be > 0, got {self.drop_factor}")
+        if self.switch_delay_s < 0:
+            raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
+
+
+class EngineListener(Protocol):
+    """Receives engine events (metrics, logging). Called synchronously; keep it cheap."""
+
+    def on_query_done(self, q: Query) -> None: ...
+
+    def on_batch(self, worker: int, model: str, size: int, start_s: float, end_s: float) -> None:
+        """A batch finished (called at its end)."""
+        ...
+
+    def on_plan(self, now: float, plan: Plan) -> None: ...
+
+
+class NullListener:
+    def on_query_done(self, q: Query) -> None:
+        pass
+
+    def on_batch(self, worker: int, model: str, size: int, start_s: float, end_s: float) -> None:
+        pass
+
+    def on_plan(self, now: float, plan: Plan) -> None:
+        pass
+
+
+class Worker:
+    """One device slot. `assigned` is what the plan wants, `loaded` what is on the device."""
+
+    __slots__ = (
+        "wid",
+        "assigned",
+        "loaded",
+        "batch",
+        "busy",
+        "switching",
+        "running",
+        "started_s",
+    )
+
+    def __init__(self, wid: int) -> None:
+        self.wid = wid
+        self.assigned: str | None = None
+        self.loaded: str | None = None
+        self.batch = 1
+        self.busy = False
+        self.switching = False
+        self.running: list[Query] = []
+        self.started_s = 0.0
+
+
+class Engine:
+    def __init__(
+        self,
+        profile: Profile,
+        workers: int,
+        config: EngineConfig,
+        router: Router,
+        discriminator: Discriminator,
+        listener: EngineListener | None = None,
+    ) -> None:
+        if workers < 1:
+            raise HadisError(f"workers must be >= 1, got {workers}")
+        self.profile = profile
+        self.config = config
+        self.router = router
+        self.discriminator = discriminator
+        self.listener = listener or NullListener()
+        self.workers = [Worker(i) for i in range(workers)]
+        # per model: heap of (arrival_s, qid, query), i.e. earliest deadline first
+        self.queues: dict[str, list[tuple[float, int, Query]]] = {
+            m.name: [] for m in profile.models
+        }
+        self.free: dict[str, list[int]] = {m.name: [] for m in profile.models}
+        self.enqueued: dict[str, int] = dict.fromkeys(self.queues, 0)  # arrivals per model
+        self.plan: Plan | None = None
+        self._rng = random.Random(config.seed)
+        self._latency = {
+            m.name: [0.0] + [m.batch_latency_s(b) for b in range(1, m.max_batch + 1)]
+            for m in profile.models
+        }
+        self._router_cut = float("inf")
+        self._disc_cut = float("-inf")
+        self._drop_after_s = config.drop_factor * config.slo_s
+        self._split: tuple[list[str], list[float]] | None = None
+
+    # ------------------------------------------------------------------ arrivals
+    def submit(self, now: float, q: Query) -> list[Command]:
+        """A query arrives: score it, route it, and start batches on free workers."""
+        if self.plan is None:
+            raise HadisError("no plan applied yet: call apply_plan first")
+        return self._fill(now, self._route(q))
+
+    def _route(self, q: Query) -> str:
+        plan = self.plan
+        assert plan is not None
+        if self._split is not None:
+            names, cum = self._split
+            model = names[bisect.bisect_right(cum, self._rng.random() * cum[-1])]
+            q.pair, q.path = (model,), LIGHT
+        elif plan.heavy is not None and plan.r > 0:
+            q.router_score = self.router.score(q.prompt_id, q.prompt)
+            q.pair = (plan.light, plan.heavy)
+            if q.router_score > self._router_cut:
+                model, q.path = plan.heavy, DIRECT
+            else:
+                model, q.path = plan.light, LIGHT
+        else:
+            model, q.path = plan.light, LIGHT
+            q.pair = (plan.light,) if plan.heavy is None else (plan.light, plan.heavy)
+        self._enqueue(q, model)
+        return model
+
+    def _enqueue(self, q: Query, model: str) -> None:
+        q.model = model
+        heapq.heappush(self.queues[model], (q.arrival_s, q.qid, q))
+        self.enqueued[model] += 1
+
+    # ------------------------------------------------------------------ batching
+    def _fill(self, now: float, model: str) -> list[Command]:
+        """Give queued work of `model` to its free workers (greedy: no waiting)."""
+        out: list[Command] = []
+        free, queue = self.free[model], self.queues[model]
+        while free and queue:
+            w = self.workers[free.pop()]
+            batch = self._take(now, model, queue, w.batch)
+            if not batch:
+                free.append(w.wid)
+                break
+            w.busy = True
+            w.running = batch
+            w.started_s = now
+            for q in batch:
+                if q.start_s is None:
+                    q.start_s = now
+            out.append(Dispatch(w.wid, model, batch))
+        return out
+
+    def _take(
+        self, now: float, model: str, queue: list[tuple[float, int, Query]], size: int
+    ) -> list[Query]:
+        latency = self._latency[model][min(size, len(queue))]
+        limit = self._drop_after_s  # since arrival
+        batch: list[Query] = []
+        pop = heapq.heappop
+        while queue and len(batch) < size:
+            q = pop(queue)[2]
+            if now + latency - q.arrival_s > limit:
+                self._drop(now, q, "late")
+            else:
+                batch.append(q)
+        return batch
+
+    def _drop(self, now: float, q: Query, reason: str) -> None:
+        q.status = DROPPED
+        q.drop_reason = reason
+        q.finish_s = now
+        self.listener.on_query_done(q)
+
+    def _serve(self, now: float, q: Query) -> None:
+        q.status = SERVED
+        q.finish_s = now
+        self.listener.on_query_done(q)
+
+    # ------------------------------------------------------------------ completions
+    def batch_done(self, now: float, worker: int) -> list[Command]:
+        """The worker's batch finished: escalate or serve each query, then refill."""
+        w = self.workers[worker]
+        batch, w.running, w.busy = w.running, [], False
+        self.listener.on_batch(worker, w.loaded or "", len(batch), w.started_s, now)
+        plan = self.plan
+        assert plan is not None
+        heavy = plan.heavy if self._split is None else None
+        model = w.loaded
+        out: list[Command] = []
+        escalated = False
+        for q in batch:
+            if q.path == LIGHT and heavy is not None and heavy != model:
+                conf = self.discriminator.confidence(model, q.prompt_id, q.image_seed)
+                q.confidence = conf
+                if conf < self._disc_cut:
+                    q.path = ESCALATED
+                    self._enqueue(q, heavy)
+                    escalated = True
+                    continue
+            self._serve(now, q)
+        if escalated:
+            out.extend(self._fill(now, heavy))  # type: ignore[arg-type]
+        out.extend(self._release(now, w))
+        return out
+
+    def _release(self, now: float, w: Worker) -> list[Command]:
+        """A worker became free: switch model if the plan moved it, else take more work."""
+        if w.assigned is None:
+            return []
+        if w.assigned != w.loaded:
+            w.switching = True
+            return [WakeUp(w.wid, now + self.config.switch_delay_s)]
+        self.free[w.assigned].append(w.wid)
+        return self._fill(now, w.assigned)
+
+    def worker_ready(self, now: float, worker: int) -> list[Command]:
+        """A model switch finished (the driver's WakeUp fired)."""
+        w = self.workers[worker]
+        w.switching = False
+        if w.assigned is None:
+            return []
+        if w.assigned != w.loaded:
+            w.loaded = w.assigned
+        self.free[w.assigned].append(w.wid)
+        return self._fill(now, w.assigned)
+
+    # ------------------------------------------------------------------ plans
+    def apply_plan(self, now: float, plan: Plan) -> list[Command]:
+        """Adopt a plan: thresholds, worker assignment, migration of orphaned queues."""
+        self.plan = plan
+        self._split = None
+        if plan.split:
+            names = list(plan.split)
+            self._split = (names, list(itertools.accumulate(plan.split[n] for n in names)))
+        if plan.heavy is not None:
+            self._router_cut = self.router.threshold(plan.r) if plan.r > 0 else float("inf")
+            self._disc_cut = (
+                self.discriminator.threshold(plan.light, plan.d) if plan.d > 0 else float("-inf")
+            )
+        factor = plan.admission_factor or self.config.drop_factor
+        self._drop_after_s = factor * self.config.slo_s
+        self.listener.on_plan(now, plan)
+        out = self._assign_workers(now, plan)
+        for model, queue in self.queues.items():
+            if queue and not plan.gpus.get(model):
+                self._migrate(now, model)
+        for model in plan.gpus:
+            out.extend(self._fill(now, model))
+        return out
+
+    def _assign_workers(self, now: float, plan: Plan) -> list[Command]:
+        want = {m: g for m, g in plan.gpus.items() if g > 0}
+        if sum(want.values()) > len(self.workers):
+            raise HadisError(
+                f"plan needs {sum(want.values())} workers, engine has {len(self.workers)}"
+            )
+        # Keep workers whose assignment still fits; prefer those with the model loaded.
+        keep: dict[int, str] = {}
+        ranked = sorted(self.workers, key=lambda w: (w.assigned != w.loaded, w.wid))
+        for w in ranked:
+            if w.assigned in want and want[w.assigned] > 0:
+                want[w.assigned] -= 1
+                keep[w.wid] = w.assigned
+        # Then workers that already hold a wanted model in memory, then the rest.
+        spare = [w for w in self.workers if w.wid not in keep]
+        spare.sort(key=lambda w: (not (w.loaded in want and want[w.loaded] > 0), w.wid))
+        targets = [m for m, n in want.items() for _ in range(n)]
+        out: list[Command] = []
+        for w in spare:
+            target = None
+            if w.loaded in targets:
+                target = w.loaded
+            elif targets:
+                target = targets[0]
+            if target is not None:
+                targets.remove(target)
+            out.extend(self._reassign(now, w, target))
+        for wid, model in keep.items():
+            self.workers[wid].batch = plan.batch[model]
+        return out
+
+    def _reassign(self, now: float, w: Worker, target: str | None) -> list[Command]:
+        old = w.assigned
+        if old is not None and w.wid in self.free[old]:
+            self.free[old].remove(w.wid)
+        w.assigned = target
+        if target is None:
+            return []
+        w.batch = self.plan.batch[target]  # type: ignore[union-attr]
+        if w.busy or w.switching:
+            return []  # batch_done / worker_ready will pick the new assignment up
+        if w.loaded == target:
+            self.free[target].append(w.wid)
+            return []
+        w.switching = True
+        return [WakeUp(w.wid, now + self.config.switch_delay_s)]
+
+    def _migrate(self, now: float, model: str) -> None:
+        """Queued queries of a model the plan no longer serves move to the new plan."""
+        plan = self.plan
+        assert plan is not None
+        queue, self.queues[model] = self.queues[model], []
+        for _, _, q in sorted(queue):
+            if q.path == ESCALATED:
+                if plan.heavy is not None and plan.gpus.get(plan.heavy):
+                    self._enqueue(q, plan.heavy)
+                else:  # no heavy model any more: the light image is the answer
+                    q.path = LIGHT
+                    self._serve(now, q)
+            else:
+                self._route(q)
+
+    def drain(self, now: float, reason: str = "unfinished") -> int:
+        """Drop every queued query (end of a run or shutdown); returns how many."""
+        n = 0
+        for queue in self.queues.values():
+            for _, _, q in sorted(queue):
+                self._drop(now, q, reason)
+                n += 1
+            queue.clear()
+        return n
+
+    # ------------------------------------------------------------------ state
+    def queue_lengths(self) -> dict[str, int]:
+        return {m: len(q) for m, q in self.queues.items() if q}
+
+    def busy_workers(self) -> int:
+        return sum(w.busy for w in self.workers)

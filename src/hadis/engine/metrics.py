@@ -1,0 +1,163 @@
+"""Metrics: a recorder fed by engine events, and the summaries both modes report.
+
+SLO violation ratio = (late + dropped) / all, where late = served after arrival + SLO.
+Quality = query-weighted mean over windows of the quality of what each window served
+(see engine/quality.py). Windows are by arrival time; the last one may be partial and is
+weighted by its query count like the others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hadis.engine.quality import QualityTable
+from hadis.engine.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, Query
+from hadis.planner import Plan
+
+
+@dataclass
+class MetricsRecorder:
+    """An EngineListener that keeps every finished query, batch and plan."""
+
+    queries: list[Query] = field(default_factory=list)
+    batches: list[tuple[int, str, int, float, float]] = field(default_factory=list)
+    plans: list[tuple[float, Plan]] = field(default_factory=list)
+
+    def on_query_done(self, q: Query) -> None:
+        self.queries.append(q)
+
+    def on_batch(self, worker: int, model: str, size: int, start_s: float, end_s: float) -> None:
+        self.batches.append((worker, model, size, start_s, end_s))
+
+    def on_plan(self, now: float, plan: Plan) -> None:
+        self.plans.append((now, plan))
+
+
+def served_quality(quality: QualityTable, queries: list[Query]) -> tuple[float, int]:
+    """Query-weighted quality of the served queries, and how many were served."""
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for q in queries:
+        if q.status == SERVED:
+            counts = groups[q.pair]
+            counts[0 if q.path == LIGHT else 1 if q.path == DIRECT else 2] += 1
+    total = sum(sum(c) for c in groups.values())
+    if not total:
+        return math.nan, 0
+    mean = sum(quality.group_quality(p, *c) * sum(c) for p, c in groups.items()) / total
+    return mean, total
+
+
+def summarize(
+    recorder: MetricsRecorder,
+    quality: QualityTable,
+    *,
+    slo_s: float,
+    gpus: int,
+    window_s: float = 50.0,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Overall numbers and per-window rows from one run's records."""
+    qs = sorted(recorder.queries, key=lambda q: q.qid)
+    n = len(qs)
+    arrival = np.array([q.arrival_s for q in qs])
+    finish = np.array([q.finish_s for q in qs], dtype=float)
+    served = np.array([q.status == SERVED for q in qs], dtype=bool)
+    dropped = np.array([q.status == DROPPED for q in qs], dtype=bool)
+    late = served & (finish - arrival > slo_s + 1e-9)
+    paths = np.array([q.path for q in qs]) if n else np.array([], dtype=str)
+    end = duration_s if duration_s is not None else (arrival.max() if n else 0.0)
+    n_windows = max(1, math.ceil(end / window_s)) if n else 0
+    win = np.minimum((arrival // window_s).astype(int), max(n_windows - 1, 0))
+
+    busy = np.zeros(max(n_windows, 1))
+    for _, _, _, start, stop in recorder.batches:
+        _spread(busy, start, stop, window_s)
+    windows = []
+    weighted_q, weight = 0.0, 0
+    for w in range(n_windows):
+        idx = np.flatnonzero(win == w)
+        group = [qs[i] for i in idx]
+        wq, nserved = served_quality(quality, group)
+        if nserved:
+            weighted_q += wq * nserved
+            weight += nserved
+        length = min(window_s, max(end - w * window_s, 1e-9))
+        plan = _plan_at(recorder.plans, (w + 1) * window_s)
+        windows.append(
+            {
+                "start_s": w * window_s,
+                "queries": int(len(idx)),
+                "demand_qps": len(idx) / length,
+                "served": int(served[idx].sum()),
+                "dropped": int(dropped[idx].sum()),
+                "late": int(late[idx].sum()),
+                "violation_ratio": _ratio(late[idx].sum() + dropped[idx].sum(), len(idx)),
+                "quality": None if math.isnan(wq) else wq,
+                "utilisation": float(busy[w] / (gpus * length)),
+                "gpus": dict(plan.gpus) if plan else {},
+                "config": _config_label(plan) if plan else "",
+            }
+        )
+    n_late, n_dropped = int(late.sum()), int(dropped.sum())
+    latency = finish[served] - arrival[served]
+    return {
+        "queries": n,
+        "served": int(served.sum()),
+        "dropped": n_dropped,
+        "late": n_late,
+        "violation_ratio": _ratio(n_late + n_dropped, n),
+        "quality": weighted_q / weight if weight else None,
+        "paths": {p: int(((paths == p) & served).sum()) for p in (LIGHT, DIRECT, ESCALATED)},
+        "latency_p50_s": float(np.percentile(latency, 50)) if latency.size else None,
+        "latency_p99_s": float(np.percentile(latency, 99)) if latency.size else None,
+        "utilisation": float(busy.sum() / (gpus * end)) if end > 0 else 0.0,
+        "plan_changes": _plan_changes(recorder.plans),
+        "windows": windows,
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+def _spread(acc: np.ndarray, start: float, stop: float, window_s: float) -> None:
+    """Add the busy interval [start, stop) to per-window busy seconds."""
+    w = int(start // window_s)
+    while start < stop and w < len(acc):
+        edge = (w + 1) * window_s
+        acc[w] += min(stop, edge) - start
+        start, w = edge, w + 1
+
+
+def _plan_at(plans: list[tuple[float, Plan]], t: float) -> Plan | None:
+    current = None
+    for at, plan in plans:
+        if at < t:
+            current = plan
+        else:
+            break
+    return current
+
+
+def _config_label(plan: Plan) -> str:
+    if plan.split:
+        return "split " + "/".join(f"{m}:{s:.2f}" for m, s in plan.split.items())
+    if plan.heavy is None:
+        return plan.light
+    return f"{plan.light}->{plan.heavy} r={plan.r:g} d={plan.d:g}"
+
+
+def _plan_changes(plans: list[tuple[float, Plan]]) -> int:
+    """How many times the configuration or GPU assignment actually changed."""
+    changes, last = 0, None
+    for _, p in plans:
+        key = (_config_label(p), tuple(sorted(p.gpus.items())), tuple(sorted(p.batch.items())))
+        if last is not None and key != last:
+            changes += 1
+        last = key
+    return changes

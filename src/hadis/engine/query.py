@@ -1,0 +1,89 @@
+"""Per-query record and the small commands the engine hands to its driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Paths a query takes (strings: cheap to compare, readable in CSV/JSON).
+LIGHT = "light"  # light model only (also: any single-model plan)
+DIRECT = "direct-heavy"  # router sent it straight to the heavy model
+ESCALATED = "escalated"  # light image rejected by the discriminator, re-generated on heavy
+PATHS = (LIGHT, DIRECT, ESCALATED)
+
+# Outcomes.
+PENDING = "pending"
+SERVED = "served"
+DROPPED = "dropped"
+
+
+class Query:
+    """One request as the engine tracks it. Times are seconds on the driver's clock.
+
+    pair: (light, heavy) of the plan that routed it, or (model,) for a single model; the
+    metrics map each pair's realised mix of paths to the profile's quality table.
+    """
+
+    __slots__ = (
+        "qid",
+        "arrival_s",
+        "prompt_id",
+        "prompt",
+        "image_seed",
+        "router_score",
+        "pair",
+        "path",
+        "model",
+        "start_s",
+        "finish_s",
+        "status",
+        "drop_reason",
+        "confidence",
+        "user",
+    )
+
+    def __init__(
+        self,
+        qid: int,
+        arrival_s: float,
+        prompt_id: int | None = None,
+        prompt: str | None = None,
+        image_seed: int = 0,
+    ) -> None:
+        self.qid = qid
+        self.arrival_s = arrival_s
+        self.prompt_id = prompt_id
+        self.prompt = prompt
+        self.image_seed = image_seed
+        self.router_score = 0.0
+        self.pair: tuple[str, ...] = ()
+        self.path = LIGHT
+        self.model = ""  # model of the stage it is queued for / last ran on
+        self.start_s: float | None = None
+        self.finish_s: float | None = None
+        self.status = PENDING
+        self.drop_reason = ""
+        self.confidence: float | None = None
+        self.user: object = None  # the driver's own handle (e.g. a future in the server)
+
+    def __repr__(self) -> str:
+        return f"Query({self.qid}, t={self.arrival_s:.3f}, {self.path}, {self.status})"
+
+
+@dataclass(slots=True)
+class Dispatch:
+    """Run `queries` as one batch of model `model` on worker `worker` now."""
+
+    worker: int
+    model: str
+    queries: list[Query]
+
+
+@dataclass(slots=True)
+class WakeUp:
+    """Call Engine.worker_ready(worker) at time `at_s` (a model switch finishes)."""
+
+    worker: int
+    at_s: float
+
+
+Command = Dispatch | WakeUp

@@ -1,0 +1,183 @@
+"""Traces: arrival times (seconds from the start) with optional prompt ids or texts.
+
+CSV format: a header with `arrival_s` (seconds from the start) or `timestamp` (ISO 8601
+date-time, converted relative to the first row), and optionally `prompt_id` (index into the
+reference prompt set) and/or `prompt` (text). Rows need not be sorted. Missing prompt ids
+are drawn uniformly with the seed.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from hadis.errors import HadisError
+from hadis.routing.reference import reference_prompts as _reference_prompts
+
+N_REFERENCE_PROMPTS = 5000
+
+
+@dataclass(frozen=True)
+class Trace:
+    arrival_s: np.ndarray  # float64, ascending
+    prompt_id: np.ndarray  # int64, -1 where unknown (the prompt text is given instead)
+    prompt: tuple[str | None, ...] | None = None
+    name: str = "trace"
+
+    def __post_init__(self) -> None:
+        if len(self.arrival_s) != len(self.prompt_id):
+            raise HadisError("trace arrays differ in length")
+        if len(self.arrival_s) and np.any(np.diff(self.arrival_s) < 0):
+            raise HadisError("trace arrival times must be sorted")
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.arrival_s[-1]) if len(self) else 0.0
+
+
+def _draw_prompts(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, N_REFERENCE_PROMPTS, size=n)
+
+
+def _poisson_points(rates: np.ndarray, point_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson arrivals inside each point of constant rate; nothing spills over."""
+    counts = rng.poisson(rates * point_s)
+    starts = np.repeat(np.arange(len(rates)) * point_s, counts)
+    return np.sort(starts + rng.uniform(0, point_s, size=counts.sum()))
+
+
+def azure_functions_shape() -> np.ndarray:
+    """The 347 hourly invocation counts of the bundled Azure Functions 2019 shape."""
+    ref = resources.files("hadis") / "data" / "traces" / "azure_functions_shape.csv"
+    with resources.as_file(ref) as path, open(path, newline="") as fh:
+        return np.array([float(r["invocations"]) for r in csv.DictReader(fh)])
+
+
+def azure_functions(
+    qps_min: float = 1.0, qps_max: float = 6.4, point_s: float = 10.0, seed: int = 0
+) -> Trace:
+    """The papers' workload: the shape min-max rescaled to [qps_min, qps_max], point_s
+    seconds per point, Poisson arrivals within each point, prompts uniform over 5,000."""
+    if not 0 <= qps_min <= qps_max:
+        raise HadisError(f"expected 0 <= qps min <= qps max, got {qps_min}:{qps_max}")
+    if not point_s > 0:
+        raise HadisError(f"point seconds must be > 0, got {point_s}")
+    shape = azure_functions_shape()
+    scaled = (shape - shape.min()) / (shape.max() - shape.min())
+    rates = qps_min + scaled * (qps_max - qps_min)
+    rng = np.random.default_rng(seed)
+    arrivals = _poisson_points(rates, point_s, rng)
+    return Trace(arrivals, _draw_prompts(len(arrivals), rng), name="azure-functions")
+
+
+def constant(qps: float, duration_s: float, seed: int = 0) -> Trace:
+    """Poisson arrivals at a constant rate."""
+    return step([(qps, duration_s)], seed=seed, name="constant")
+
+
+def step(levels: list[tuple[float, float]], seed: int = 0, name: str = "step") -> Trace:
+    """Consecutive segments of (qps, seconds), Poisson arrivals within each."""
+    if not levels:
+        raise HadisError("a step trace needs at least one (qps, seconds) level")
+    rng = np.random.default_rng(seed)
+    parts, offset = [], 0.0
+    for qps, seconds in levels:
+        if qps < 0 or seconds <= 0:
+            raise HadisError(f"each level needs qps >= 0 and seconds > 0, got {qps}:{seconds}")
+        parts.append(offset + _poisson_points(np.array([qps]), seconds, rng))
+        offset += seconds
+    arrivals = np.concatenate(parts)
+    return Trace(arrivals, _draw_prompts(len(arrivals), rng), name=name)
+
+
+def parse_levels(text: str) -> list[tuple[float, float]]:
+    """'1:100,4:200' -> [(1.0, 100.0), (4.0, 200.0)] (qps:seconds pairs)."""
+    try:
+        return [(float(q), float(s)) for q, s in (part.split(":") for part in text.split(","))]
+    except ValueError:
+        raise HadisError(f"levels must look like 'QPS:SECONDS,QPS:SECONDS', got {text!r}") from None
+
+
+def _parse_time(value: str, line: int) -> float:
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise HadisError(f"line {line}: timestamp {value!r} is not an ISO 8601 date-time") from None
+
+
+def load_trace_csv(path: str | Path, seed: int = 0) -> Trace:
+    path = Path(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as e:
+        raise HadisError(f"cannot read trace {path}: {e.strerror}") from e
+    with fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or [])
+        if "arrival_s" not in cols and "timestamp" not in cols:
+            raise HadisError(
+                f"trace {path}: needs an 'arrival_s' or 'timestamp' column, got {sorted(cols)}"
+            )
+        times, ids, texts = [], [], []
+        for line, row in enumerate(reader, start=2):
+            if "arrival_s" in cols and row.get("arrival_s", "") != "":
+                try:
+                    t = float(row["arrival_s"])
+                except ValueError:
+                    raise HadisError(
+                        f"trace {path}: line {line}: arrival_s {row['arrival_s']!r} is not a number"
+                    ) from None
+                if not np.isfinite(t) or t < 0:
+                    raise HadisError(f"trace {path}: line {line}: arrival_s must be >= 0")
+            else:
+                t = _parse_time(row.get("timestamp") or "", line)
+            times.append(t)
+            pid = (row.get("prompt_id") or "").strip()
+            if pid:
+                try:
+                    ids.append(int(pid))
+                except ValueError:
+                    raise HadisError(
+                        f"trace {path}: line {line}: prompt_id {pid!r} is not an integer"
+                    ) from None
+                if not 0 <= ids[-1] < N_REFERENCE_PROMPTS:
+                    raise HadisError(
+                        f"trace {path}: line {line}: prompt_id must be in [0, "
+                        f"{N_REFERENCE_PROMPTS}), got {ids[-1]}"
+                    )
+            else:
+                ids.append(-1)
+            texts.append(row.get("prompt") or None)
+    if not times:
+        raise HadisError(f"trace {path} has no rows")
+    arr = np.array(times, dtype=float)
+    if "arrival_s" not in cols:
+        arr -= arr.min()
+    order = np.argsort(arr, kind="stable")
+    pid_arr = np.array(ids, dtype=np.int64)[order]
+    text = tuple(texts[i] for i in order)
+    known = {p: i for i, p in enumerate(_reference_prompts())}
+    for i, t in enumerate(text):
+        if pid_arr[i] < 0 and t is not None:
+            pid_arr[i] = known.get(t, -1)  # a reference prompt given by its text
+    missing = (pid_arr < 0) & np.array([t is None for t in text], dtype=bool)
+    rng = np.random.default_rng(seed)
+    pid_arr[missing] = _draw_prompts(int(missing.sum()), rng)
+    has_text = any(t is not None for t in text)
+    return Trace(arr[order], pid_arr, text if has_text else None, name=path.stem)
+
+
+def write_trace_csv(trace: Trace, path: str | Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arrival_s", "prompt_id"])
+        for t, p in zip(trace.arrival_s, trace.prompt_id, strict=True):
+            w.writerow([f"{t:.6f}", int(p)])
