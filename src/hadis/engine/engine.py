@@ -58,6 +58,9 @@ class EngineConfig:
             raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
 
 
+_NOTHING: list[Command] = []  # shared empty result; callers only iterate over it
+
+
 class EngineListener(Protocol):
     """Receives engine events (metrics, logging). Called synchronously; keep it cheap."""
 
@@ -88,6 +91,7 @@ class Worker:
         "wid",
         "assigned",
         "loaded",
+        "loading",
         "batch",
         "busy",
         "switching",
@@ -99,6 +103,7 @@ class Worker:
         self.wid = wid
         self.assigned: str | None = None
         self.loaded: str | None = None
+        self.loading: str | None = None  # model being switched to
         self.batch = 1
         self.busy = False
         self.switching = False
@@ -176,8 +181,10 @@ class Engine:
     # ------------------------------------------------------------------ batching
     def _fill(self, now: float, model: str) -> list[Command]:
         """Give queued work of `model` to its free workers (greedy: no waiting)."""
-        out: list[Command] = []
         free, queue = self.free[model], self.queues[model]
+        if not free or not queue:
+            return _NOTHING
+        out: list[Command] = []
         while free and queue:
             w = self.workers[free.pop()]
             batch = self._take(now, model, queue, w.batch)
@@ -196,7 +203,8 @@ class Engine:
     def _take(
         self, now: float, model: str, queue: list[tuple[float, int, Query]], size: int
     ) -> list[Query]:
-        latency = self._latency[model][min(size, len(queue))]
+        n = len(queue)
+        latency = self._latency[model][size if size < n else n]
         limit = self._drop_after_s  # since arrival
         batch: list[Query] = []
         pop = heapq.heappop
@@ -229,11 +237,11 @@ class Engine:
         assert plan is not None
         heavy = plan.heavy if self._split is None else None
         model = w.loaded
-        out: list[Command] = []
         escalated = False
+        confidence = self.discriminator.confidence
         for q in batch:
             if q.path == LIGHT and heavy is not None and heavy != model:
-                conf = self.discriminator.confidence(model, q.prompt_id, q.image_seed)
+                conf = confidence(model, q.prompt_id, q.image_seed)
                 q.confidence = conf
                 if conf < self._disc_cut:
                     q.path = ESCALATED
@@ -242,28 +250,34 @@ class Engine:
                     continue
             self._serve(now, q)
         if escalated:
-            out.extend(self._fill(now, heavy))  # type: ignore[arg-type]
-        out.extend(self._release(now, w))
-        return out
+            out = self._fill(now, heavy)  # type: ignore[arg-type]
+            if out:
+                return out + self._release(now, w)
+        return self._release(now, w)
 
     def _release(self, now: float, w: Worker) -> list[Command]:
         """A worker became free: switch model if the plan moved it, else take more work."""
         if w.assigned is None:
-            return []
+            return _NOTHING
         if w.assigned != w.loaded:
-            w.switching = True
-            return [WakeUp(w.wid, now + self.config.switch_delay_s)]
+            return [self._start_switch(now, w)]
         self.free[w.assigned].append(w.wid)
         return self._fill(now, w.assigned)
+
+    def _start_switch(self, now: float, w: Worker) -> WakeUp:
+        w.switching = True
+        w.loading = w.assigned
+        return WakeUp(w.wid, now + self.config.switch_delay_s)
 
     def worker_ready(self, now: float, worker: int) -> list[Command]:
         """A model switch finished (the driver's WakeUp fired)."""
         w = self.workers[worker]
         w.switching = False
+        w.loaded, w.loading = w.loading, None
         if w.assigned is None:
-            return []
-        if w.assigned != w.loaded:
-            w.loaded = w.assigned
+            return _NOTHING
+        if w.assigned != w.loaded:  # the plan moved it again while it was loading
+            return [self._start_switch(now, w)]
         self.free[w.assigned].append(w.wid)
         return self._fill(now, w.assigned)
 
@@ -335,8 +349,7 @@ class Engine:
         if w.loaded == target:
             self.free[target].append(w.wid)
             return []
-        w.switching = True
-        return [WakeUp(w.wid, now + self.config.switch_delay_s)]
+        return [self._start_switch(now, w)]
 
     def _migrate(self, now: float, model: str) -> None:
         """Queued queries of a model the plan no longer serves move to the new plan."""

@@ -55,9 +55,12 @@ class ReferenceRouter:
         z = (feats - feats.mean(axis=0)) / np.where(std > 0, std, 1.0)
         self.scores = z @ ROUTER_WEIGHTS
         self._sorted = np.sort(self.scores)
+        self._scores = self.scores.tolist()  # list indexing: the per-query hot path
 
     def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
-        return float(self.scores[_check_prompt(prompt_id)])
+        if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
+            _check_prompt(prompt_id)
+        return self._scores[prompt_id]  # type: ignore[index]
 
     def threshold(self, r: float) -> float:
         return cut_above(self._sorted, r)
@@ -85,13 +88,16 @@ class ReferenceDiscriminator:
                 "(extra.index); use another discriminator"
             )
         self._sorted = {m: np.sort(a.ravel()) for m, a in self.p_real.items()}
+        self._flat = {m: a.ravel().tolist() for m, a in self.p_real.items()}  # hot path
 
     def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
         try:
-            table = self.p_real[model]
+            table = self._flat[model]
         except KeyError:
             raise HadisError(f"no reference discriminator scores for model {model!r}") from None
-        return float(table[_check_prompt(prompt_id), image_seed % IMAGES_PER_PROMPT])
+        if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
+            _check_prompt(prompt_id)
+        return table[prompt_id * IMAGES_PER_PROMPT + image_seed % IMAGES_PER_PROMPT]
 
     def threshold(self, model: str, d: float) -> float:
         return cut_below(self._sorted[model], d)

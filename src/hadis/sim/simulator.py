@@ -8,9 +8,11 @@ are the profile's (optionally times lognormal noise): looked up, never recompute
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +90,9 @@ def simulate(
     config: SimConfig,
     router: Router | None = None,
     discriminator: Discriminator | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> SimResult:
+    """Replay `trace` under `policy`; `progress` gets the fraction of arrivals replayed."""
     if np.any(trace.prompt_id < 0) and router is None:
         raise HadisError(
             "the trace has prompts outside the reference set; the reference router and "
@@ -142,39 +146,48 @@ def simulate(
     prompt_ids = trace.prompt_id.tolist()
     prompts = trace.prompt
     n, i, events = len(arrivals), 0, 0
-    period = config.check_s
-    next_replan = period
+    tick = config.check_s
+    next_tick = tick
     run(0.0, controller.start(0.0))
     inf = math.inf
     now = 0.0
-    while True:
-        t_arr = arrivals[i] if i < n else inf
-        t_heap = heap[0][0] if heap else inf
-        t_rep = next_replan if i < n else inf
-        if t_heap <= t_arr and t_heap <= t_rep:
-            if t_heap == inf:
-                break
-            now, _, kind, worker = pop(heap)
-            run(
-                now,
-                engine.batch_done(now, worker)
-                if kind == _DONE
-                else engine.worker_ready(now, worker),
-            )
-        elif t_arr <= t_rep:
-            now = t_arr
-            pid = prompt_ids[i]
-            q = Query(
-                i, now, pid if pid >= 0 else None, prompts[i] if prompts else None, image_seeds[i]
-            )
-            controller.observe_arrival(now)
-            run(now, engine.submit(now, q))
-            i += 1
-        else:
-            now = t_rep
-            run(now, controller.tick(now))
-            next_replan += period
-        events += 1
+    submit, batch_done, worker_ready = engine.submit, engine.batch_done, engine.worker_ready
+    observe = controller.observe_arrival
+    t_arr = arrivals[0] if n else inf
+    # The loop allocates ~10 objects per query and frees none of them in cycles; pausing
+    # the cyclic collector makes it up to 1.5x faster (re-enabled right after).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            t_heap = heap[0][0] if heap else inf
+            t_tick = next_tick if i < n else inf
+            if t_heap <= t_arr and t_heap <= t_tick:
+                if t_heap == inf:
+                    break
+                now, _, kind, worker = pop(heap)
+                cmds = batch_done(now, worker) if kind == _DONE else worker_ready(now, worker)
+            elif t_arr <= t_tick:
+                now = t_arr
+                pid = prompt_ids[i]
+                text = prompts[i] if prompts else None
+                q = Query(i, now, pid if pid >= 0 else None, text, image_seeds[i])
+                observe(now)
+                cmds = submit(now, q)
+                i += 1
+                t_arr = arrivals[i] if i < n else inf
+                if progress is not None and i % 2000 == 0:
+                    progress(i / n)
+            else:
+                now = t_tick
+                cmds = controller.tick(now)
+                next_tick += tick
+            if cmds:
+                run(now, cmds)
+            events += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     engine.drain(now)
     summary = summarize(
         recorder,

@@ -1,0 +1,152 @@
+"""`hadis simulate`: replay a trace over a simulated cluster, HADIS against the baselines."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hadis.cli.common import console, err_console, user_errors
+from hadis.cli.trace_cmd import parse_range
+from hadis.errors import HadisError
+from hadis.planner.hadis_policy import TABLE_CHOICES
+from hadis.profiles import load_profile
+from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
+from hadis.sim.plots import plot_results
+from hadis.sim.simulator import SimConfig
+from hadis.sim.trace import azure_functions, load_trace_csv
+
+_JSON_KEYS = (
+    "violation_ratio",
+    "quality",
+    "served",
+    "dropped",
+    "late",
+    "queries",
+    "paths",
+    "latency_p50_s",
+    "latency_p99_s",
+    "utilisation",
+    "plan_changes",
+    "fluid_bound",
+)
+
+
+@user_errors
+def simulate_command(
+    profile: str = typer.Option("hadis-l40s", help="Bundled profile name or profile file."),
+    gpus: int = typer.Option(16, help="Simulated GPUs (workers)."),
+    slo: float = typer.Option(60.0, help="Latency SLO in seconds."),
+    trace: str = typer.Option(
+        "azure-functions", help="Trace CSV file, or 'azure-functions' (the paper's workload)."
+    ),
+    qps: str = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s."),
+    point_seconds: float = typer.Option(10.0, help="azure-functions: seconds per point."),
+    policies: str = typer.Option(",".join(PAPER_POLICIES), help="Comma-separated policies."),
+    seed: int = typer.Option(0, help="Seed for arrivals, prompts, images and noise."),
+    replan_period: float = typer.Option(50.0, help="Controller re-plan period (s)."),
+    window: float = typer.Option(50.0, help="Metrics window (s)."),
+    drop_factor: float = typer.Option(1.5, help="Drop before execution past this x SLO."),
+    switch_delay: float = typer.Option(3.0, help="Model switch time per worker (s)."),
+    latency_noise: float = typer.Option(0.0, help="Sigma of lognormal batch-latency noise."),
+    table: str = typer.Option(
+        "full", help=f"Rows the hadis policy uses: {', '.join(TABLE_CHOICES)}."
+    ),
+    out: Path | None = typer.Option(None, help="Directory for CSV/JSON results and PNG plots."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object keyed by policy."),
+) -> None:
+    """Replay a trace with each policy and print violations and served quality."""
+    names = check_policies([p.strip() for p in policies.split(",") if p.strip()])
+    prof = load_profile(profile)
+    if table not in TABLE_CHOICES:
+        raise HadisError(f"unknown table {table!r}; valid: {', '.join(TABLE_CHOICES)}")
+    if not slo > 0:
+        raise HadisError(f"slo must be > 0 seconds, got {slo}")
+    config = SimConfig(
+        gpus=gpus,
+        slo_s=slo,
+        seed=seed,
+        replan_period_s=replan_period,
+        window_s=window,
+        drop_factor=drop_factor,
+        switch_delay_s=switch_delay,
+        latency_noise=latency_noise,
+        check_s=min(10.0, replan_period),
+        policy_options={"table": table},
+    )
+    if trace == "azure-functions":
+        lo, hi = parse_range(qps)
+        tr = azure_functions(lo, hi, point_seconds, seed)
+    else:
+        tr = load_trace_csv(trace, seed=seed)
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        tasks = {n: bar.add_task(n, total=1.0) for n in names}
+        summaries, runs = run_policies(
+            prof, tr, names, config, on_progress=lambda n, f: bar.update(tasks[n], completed=f)
+        )
+    elapsed = time.perf_counter() - start
+    if out is not None:
+        run_config = {
+            "profile": prof.name,
+            "trace": trace
+            if trace != "azure-functions"
+            else {"azure-functions": {"qps": qps, "point_seconds": point_seconds}},
+            "queries": len(tr),
+            "duration_s": tr.duration_s,
+            "policies": names,
+            "gpus": gpus,
+            "slo_s": slo,
+            "seed": seed,
+            "replan_period_s": replan_period,
+            "window_s": window,
+            "drop_factor": drop_factor,
+            "switch_delay_s": switch_delay,
+            "latency_noise": latency_noise,
+            "table": table,
+        }
+        save_results(out, summaries, runs, run_config)
+        plot_results(out, summaries, prof.metric.name, [m.name for m in prof.models])
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {n: {k: s.get(k) for k in _JSON_KEYS if k in s} for n, s in summaries.items()},
+                indent=1,
+            )
+        )
+        return
+    metric = prof.metric
+    table_out = Table(
+        "policy",
+        "violation ratio",
+        f"mean {metric.name}",
+        "served",
+        "dropped",
+        "late",
+        title=f"{tr.name}: {len(tr)} queries over {tr.duration_s:.0f} s, {gpus} GPUs, "
+        f"SLO {slo:g} s, seed {seed} ({metric.name}: {metric.direction.value} is better)",
+    )
+    for n, s in summaries.items():
+        label = f"{n} (fluid bound)" if s.get("fluid_bound") else n
+        q = "-" if s["quality"] is None else f"{s['quality']:.2f}"
+        table_out.add_row(
+            label,
+            f"{s['violation_ratio']:.4f}",
+            q,
+            str(s["served"]),
+            str(s["dropped"]),
+            str(s["late"]),
+        )
+    console.print(table_out)
+    console.print(f"simulated in {elapsed:.1f} s" + (f"; results in {out}/" if out else ""))

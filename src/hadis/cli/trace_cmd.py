@@ -1,0 +1,71 @@
+"""`hadis trace ...`: generate workload traces as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hadis.cli.common import console, user_errors
+from hadis.errors import HadisError
+from hadis.sim.trace import Trace, azure_functions, constant, parse_levels, step, write_trace_csv
+
+app = typer.Typer(
+    help="Generate workload traces (CSV: arrival_s, prompt_id).", no_args_is_help=True
+)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """'1.0:6.4' -> (1.0, 6.4)."""
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise HadisError(f"--qps must look like MIN:MAX (e.g. 1.0:6.4), got {text!r}") from None
+    return lo, hi
+
+
+def _write(trace: Trace, out: Path) -> None:
+    write_trace_csv(trace, out)
+    console.print(
+        f"wrote {out}: {len(trace)} queries over {trace.duration_s:.0f} s "
+        f"(mean {len(trace) / max(trace.duration_s, 1e-9):.2f} q/s)"
+    )
+
+
+OUT = typer.Option(..., "-o", "--out", help="CSV file to write.")
+
+
+@app.command("azure-functions")
+@user_errors
+def azure_command(
+    qps: str = typer.Option("1.0:6.4", help="Min:max queries/s the shape is rescaled to."),
+    point_seconds: float = typer.Option(10.0, help="Seconds per point of the shape."),
+    seed: int = typer.Option(0, help="Random seed (arrivals and prompts)."),
+    out: Path = OUT,
+) -> None:
+    """The papers' workload: the Azure Functions 2019 shape, Poisson arrivals per point."""
+    lo, hi = parse_range(qps)
+    _write(azure_functions(lo, hi, point_seconds, seed), out)
+
+
+@app.command("constant")
+@user_errors
+def constant_command(
+    qps: float = typer.Option(..., help="Queries per second."),
+    seconds: float = typer.Option(..., help="Duration in seconds."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = OUT,
+) -> None:
+    """Poisson arrivals at a constant rate."""
+    _write(constant(qps, seconds, seed), out)
+
+
+@app.command("step")
+@user_errors
+def step_command(
+    levels: str = typer.Option(..., help="QPS:SECONDS segments, e.g. 1:300,5:300,2:300."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = OUT,
+) -> None:
+    """Consecutive constant-rate segments (a step change in demand)."""
+    _write(step(parse_levels(levels), seed), out)

@@ -1,0 +1,166 @@
+"""Run several policies on one trace (the paper's end-to-end experiment) and save results."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from hadis.errors import HadisError
+from hadis.planner import policy_names
+from hadis.profiles import Profile
+from hadis.sim.oracle import oracle_bound
+from hadis.sim.simulator import SimConfig, SimResult, simulate
+from hadis.sim.trace import Trace
+
+ORACLE = "oracle"
+PAPER_POLICIES = (
+    "hadis",
+    "diffserve",
+    "proteus",
+    "infaas-acc",
+    "clipper-light",
+    "clipper-heavy",
+    ORACLE,
+)
+
+
+def check_policies(policies: Sequence[str]) -> list[str]:
+    valid = [*policy_names(), ORACLE]
+    unknown = [p for p in policies if p not in valid]
+    if unknown:
+        raise HadisError(f"unknown policy {unknown[0]!r}; valid: {', '.join(valid)}")
+    if not policies:
+        raise HadisError("give at least one policy")
+    return list(dict.fromkeys(policies))
+
+
+def run_policies(
+    profile: Profile,
+    trace: Trace,
+    policies: Sequence[str],
+    config: SimConfig,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, SimResult]]:
+    """Summaries keyed by policy (oracle included when asked), and the raw runs."""
+    summaries: dict[str, dict[str, Any]] = {}
+    runs: dict[str, SimResult] = {}
+    for name in check_policies(policies):
+        if name == ORACLE:
+            summaries[name] = oracle_bound(
+                profile,
+                trace,
+                gpus=config.gpus,
+                slo_s=config.slo_s,
+                window_s=config.window_s,
+                table=config.policy_options.get("table", "full"),
+            )
+        else:
+            options = config.policy_options if name == "hadis" else {}
+            cfg = SimConfig(**{**asdict(config), "policy_options": options})
+            runs[name] = simulate(
+                profile,
+                trace,
+                name,
+                cfg,
+                progress=(lambda f, n=name: on_progress(n, f)) if on_progress else None,
+            )
+            summaries[name] = runs[name].summary
+        if on_progress:
+            on_progress(name, 1.0)
+    return summaries, runs
+
+
+def save_results(
+    out: Path,
+    summaries: dict[str, dict[str, Any]],
+    runs: dict[str, SimResult],
+    run_config: dict[str, Any],
+) -> list[Path]:
+    """summary.json, windows.csv, queries_<policy>.csv and config.json under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    path = out / "config.json"
+    path.write_text(json.dumps(run_config, indent=1) + "\n")
+    written.append(path)
+    path = out / "summary.json"
+    path.write_text(json.dumps(summaries, indent=1, default=str) + "\n")
+    written.append(path)
+    path = out / "windows.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "policy",
+                "start_s",
+                "queries",
+                "demand_qps",
+                "served",
+                "dropped",
+                "late",
+                "violation_ratio",
+                "quality",
+                "utilisation",
+                "gpus",
+                "config",
+            ]
+        )
+        for policy, s in summaries.items():
+            for row in s["windows"]:
+                w.writerow(
+                    [
+                        policy,
+                        row["start_s"],
+                        row["queries"],
+                        f"{row['demand_qps']:.4f}",
+                        f"{row['served']:.0f}",
+                        f"{row['dropped']:.0f}",
+                        row["late"],
+                        f"{row['violation_ratio']:.6f}",
+                        "" if row["quality"] is None else f"{row['quality']:.4f}",
+                        f"{row.get('utilisation', float('nan')):.4f}",
+                        json.dumps(row["gpus"], sort_keys=True),
+                        row["config"],
+                    ]
+                )
+    written.append(path)
+    for policy, run in runs.items():
+        path = out / f"queries_{policy}.csv"
+        slo = run_config["slo_s"]
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(
+                [
+                    "qid",
+                    "prompt_id",
+                    "arrival_s",
+                    "start_s",
+                    "finish_s",
+                    "path",
+                    "pair",
+                    "status",
+                    "late",
+                    "drop_reason",
+                ]
+            )
+            for q in sorted(run.recorder.queries, key=lambda q: q.qid):
+                late = q.status == "served" and q.finish_s - q.arrival_s > slo + 1e-9
+                w.writerow(
+                    [
+                        q.qid,
+                        q.prompt_id,
+                        f"{q.arrival_s:.4f}",
+                        "" if q.start_s is None else f"{q.start_s:.4f}",
+                        f"{q.finish_s:.4f}",
+                        q.path,
+                        "->".join(q.pair),
+                        q.status,
+                        int(late),
+                        q.drop_reason,
+                    ]
+                )
+        written.append(path)
+    return written

@@ -1,0 +1,73 @@
+import json
+
+from typer.testing import CliRunner
+
+from hadis.cli.main import app
+
+runner = CliRunner()
+
+
+def test_trace_then_simulate_json(tmp_path):
+    trace = tmp_path / "t.csv"
+    res = runner.invoke(
+        app, ["trace", "step", "--levels", "1:200,3:200", "--seed", "1", "-o", str(trace)]
+    )
+    assert res.exit_code == 0, res.output
+    assert trace.read_text().startswith("arrival_s,prompt_id\n")
+    res = runner.invoke(
+        app,
+        ["simulate", "--trace", str(trace), "--policies", "hadis,clipper-light,oracle", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) == {"hadis", "clipper-light", "oracle"}
+    for s in out.values():
+        for key in ("violation_ratio", "quality", "served", "dropped", "late"):
+            assert key in s
+    assert out["clipper-light"]["quality"] == 29.76
+
+
+def test_simulate_writes_results_and_plots(tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--qps",
+            "1:2",
+            "--point-seconds",
+            "1",
+            "--policies",
+            "hadis,diffserve,oracle",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "hadis" in res.stdout and "oracle (fluid bound)" in res.stdout
+    for name in (
+        "summary.json",
+        "windows.csv",
+        "config.json",
+        "queries_hadis.csv",
+        "timeseries.png",
+        "gpus.png",
+        "averages.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "timeseries.png").read_bytes()[:4] == b"\x89PNG"
+    header = (tmp_path / "queries_hadis.csv").read_text().splitlines()[0]
+    assert header == "qid,prompt_id,arrival_s,start_s,finish_s,path,pair,status,late,drop_reason"
+
+
+def test_simulate_bad_input_exits_2(tmp_path):
+    for args, msg in (
+        (["--policies", "hadis,nope"], "unknown policy 'nope'"),
+        (["--trace", str(tmp_path / "missing.csv")], "cannot read trace"),
+        (["--gpus", "0"], "gpus must be a positive integer"),
+        (["--qps", "5"], "--qps must look like MIN:MAX"),
+        (["--table", "x"], "unknown table"),
+    ):
+        res = runner.invoke(app, ["simulate", *args])
+        assert res.exit_code == 2, (args, res.output)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and msg in lines[0], res.stderr
