@@ -61,11 +61,17 @@ def plot_results(
     written.append(path)
 
     names = list(summaries)
+    quality = [summaries[n]["quality"] or 0.0 for n in names]
+    violations = [summaries[n]["violation_ratio"] for n in names]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.bar(names, [summaries[n]["quality"] or 0 for n in names], color="tab:blue")
+    bars = ax1.bar(names, quality, color="tab:blue")
+    ax1.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax1.set_ylim(min(quality) * 0.9, max(quality) * 1.05)
     ax1.set_ylabel(f"mean served {metric}")
-    ax2.bar(names, [summaries[n]["violation_ratio"] for n in names], color="tab:red")
-    ax2.set_ylabel("SLO violation ratio")
+    bars = ax2.bar(names, violations, color="tab:red")
+    ax2.bar_label(bars, fmt="%.4f", fontsize=8)
+    ax2.set_yscale("symlog", linthresh=1e-4)
+    ax2.set_ylabel("SLO violation ratio (symlog)")
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
