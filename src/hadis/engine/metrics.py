@@ -74,9 +74,7 @@ def summarize(
     n_windows = max(1, math.ceil(end / window_s)) if n else 0
     win = np.minimum((arrival // window_s).astype(int), max(n_windows - 1, 0))
 
-    busy = np.zeros(max(n_windows, 1))
-    for _, _, _, start, stop in recorder.batches:
-        _spread(busy, start, stop, window_s)
+    busy = _busy_per_window(recorder.batches, window_s, max(n_windows, 1), end)
     windows = []
     weighted_q, weight = 0.0, 0
     for w in range(n_windows):
@@ -125,13 +123,18 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
 
 
-def _spread(acc: np.ndarray, start: float, stop: float, window_s: float) -> None:
-    """Add the busy interval [start, stop) to per-window busy seconds."""
-    w = int(start // window_s)
-    while start < stop and w < len(acc):
-        edge = (w + 1) * window_s
-        acc[w] += min(stop, edge) - start
-        start, w = edge, w + 1
+def _busy_per_window(
+    batches: list[tuple[int, str, int, float, float]], window_s: float, n: int, end: float
+) -> np.ndarray:
+    """Busy GPU-seconds inside each window [w, w+1) x window_s, cut at `end`."""
+    if not batches:
+        return np.zeros(n)
+    times = np.array([(b[3], b[4]) for b in batches])
+    start, stop = times[:, 0], np.minimum(times[:, 1], end)
+    edges = np.minimum(np.arange(n + 1) * window_s, end)
+    # busy time before each edge: sum over batches of clip(edge - start, 0, stop - start)
+    before = np.array([np.clip(e - start, 0.0, np.maximum(stop - start, 0.0)).sum() for e in edges])
+    return np.diff(before)
 
 
 def _plan_at(plans: list[tuple[float, Plan]], t: float) -> Plan | None:

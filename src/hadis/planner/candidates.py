@@ -74,6 +74,17 @@ def build_candidates(
     return out
 
 
+def share_matrix(candidates: Sequence[Candidate]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The models the candidates load (sorted) and each candidate's share at each: (K, M)."""
+    models = tuple(sorted({m for c in candidates for m in c.models}))
+    col = {m: i for i, m in enumerate(models)}
+    shares = np.zeros((len(candidates), len(models)))
+    for k, c in enumerate(candidates):
+        for m, s in c.shares:
+            shares[k, col[m]] = s
+    return models, shares
+
+
 def prune_dominated(candidates: Sequence[Candidate], metric: Metric) -> list[Candidate]:
     """Drop candidates another candidate beats on every count, whatever the request.
 
@@ -83,12 +94,7 @@ def prune_dominated(candidates: Sequence[Candidate], metric: Metric) -> list[Can
     optimum is unchanged while the MILP gets much smaller. Among exact equals the first
     in table order is kept.
     """
-    models = sorted({m for c in candidates for m in c.models})
-    col = {m: i for i, m in enumerate(models)}
-    shares = np.zeros((len(candidates), len(models)))
-    for k, c in enumerate(candidates):
-        for m, s in c.shares:
-            shares[k, col[m]] = s
+    _, shares = share_matrix(candidates)
     # Best quality first, so every dominator is seen before what it dominates (a dominator
     # of equal quality loads less, hence has the lower expected latency).
     order = sorted(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hadis.planner.candidates import Candidate
+from hadis.planner.candidates import Candidate, share_matrix
 from hadis.planner.types import PlanRequest
 from hadis.profiles import Profile
 
@@ -34,12 +34,8 @@ class CandidateSet:
 
     @classmethod
     def build(cls, profile: Profile, candidates: Sequence[Candidate]) -> CandidateSet:
-        models = tuple(sorted({m for c in candidates for m in c.models}))
+        models, share = share_matrix(candidates)
         col = {m: i for i, m in enumerate(models)}
-        share = np.zeros((len(candidates), len(models)))
-        for k, c in enumerate(candidates):
-            for m, s in c.shares:
-                share[k, col[m]] = s
         pairs = sorted(
             {(col[c.light], col[c.heavy]) for c in candidates if c.escalates and c.heavy}
         )
