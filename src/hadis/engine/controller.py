@@ -71,7 +71,27 @@ class Controller:
         self._tick_arrivals += 1
 
     def tick(self, now: float) -> list[Command]:
-        """Called every check_s: re-plan if the period is over or the plan is overrun."""
+        """Called every check_s by a synchronous driver: due -> decide -> adopt."""
+        req = self.due(now)
+        if req is None:
+            return []
+        plan = self.decide(req)
+        return self.adopt(now, plan) if plan is not None else []
+
+    def start(self, now: float) -> list[Command]:
+        """First plan, from the initial demand guess (raises if the policy fails)."""
+        self._since = self._tick_since = now
+        plan = self.decide(self._request({}))
+        if plan is None:
+            raise HadisError(f"planner {self.policy.name} could not make a first plan")
+        return self.adopt(now, plan)
+
+    def due(self, now: float) -> PlanRequest | None:
+        """Update the demand estimate; the request to plan with if a re-plan is due.
+
+        Due when the period has elapsed, or early when a backlog needs more than
+        backlog_fraction x SLO to drain (then demand is at least the last tick's rate).
+        """
         short_rate = self._tick_arrivals / max(now - self._tick_since, 1e-9)
         self._tick_arrivals, self._tick_since = 0, now
         a = self.config.ewma_alpha
@@ -79,12 +99,34 @@ class Controller:
             self.demand_qps = a * short_rate + (1 - a) * self.demand_qps
         else:
             self.demand_qps, self._measured = short_rate, True
-        if now - self._since >= self.config.period_s - 1e-9:
-            return self.replan(now)
-        if self._backlogged():
+        elapsed = now - self._since
+        if elapsed <= 0:
+            return None
+        if elapsed < self.config.period_s - 1e-9:
+            if not self._backlogged():
+                return None
             self.early_replans += 1
-            return self.replan(now, short_rate)
-        return []
+            self.demand_qps = max(self.demand_qps, short_rate)
+        enq = self.engine.enqueued
+        per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
+        self._enqueued_at_last = dict(enq)
+        self._arrivals = 0
+        self._since = now
+        return self._request({m: r for m, r in per_model.items() if r > 0})
+
+    def decide(self, req: PlanRequest) -> Plan | None:
+        """Run the policy (pure: safe off the driver's thread); None if it failed."""
+        try:
+            return self.policy.plan(req)
+        except Exception:  # keep serving with the last good plan
+            self.failures += 1
+            log.exception("planner %s failed; keeping the last plan", self.policy.name)
+            return None
+
+    def adopt(self, now: float, plan: Plan) -> list[Command]:
+        """Apply a plan to the engine (on the driver's thread)."""
+        self.plan = plan
+        return self.engine.apply_plan(now, plan)
 
     def _backlogged(self) -> bool:
         """Some model's queue needs more than backlog_fraction x SLO to drain."""
@@ -98,43 +140,15 @@ class Controller:
                 return True
         return False
 
-    def start(self, now: float) -> list[Command]:
-        """First plan, from the initial demand guess."""
-        self._since = self._tick_since = now
-        return self._plan_and_apply(now, {})
-
-    def replan(self, now: float, short_rate: float = 0.0) -> list[Command]:
-        """Re-plan now from the arrivals measured since the last plan."""
-        elapsed = now - self._since
-        if elapsed <= 0:
-            return []
-        self.demand_qps = max(self.demand_qps, short_rate)
-        enq = self.engine.enqueued
-        per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
-        self._enqueued_at_last = dict(enq)
-        self._arrivals = 0
-        self._since = now
-        return self._plan_and_apply(now, {m: r for m, r in per_model.items() if r > 0})
-
-    def _plan_and_apply(self, now: float, arrival_qps: dict[str, float]) -> list[Command]:
+    def _request(self, arrival_qps: dict[str, float]) -> PlanRequest:
         engine = self.engine
-        try:
-            req = PlanRequest(
-                engine.profile,
-                self.gpus,
-                engine.config.slo_s,
-                self.demand_qps,
-                queue=engine.queue_lengths(),
-                arrival_qps=arrival_qps,
-                overprovision=self.config.overprovision,
-                previous=self.plan,
-            )
-            plan = self.policy.plan(req)
-        except Exception:  # keep serving with the last good plan
-            self.failures += 1
-            log.exception("planner %s failed; keeping the last plan", self.policy.name)
-            if self.plan is None:
-                raise
-            return []
-        self.plan = plan
-        return engine.apply_plan(now, plan)
+        return PlanRequest(
+            engine.profile,
+            self.gpus,
+            engine.config.slo_s,
+            self.demand_qps,
+            queue=engine.queue_lengths(),
+            arrival_qps=arrival_qps,
+            overprovision=self.config.overprovision,
+            previous=self.plan,
+        )

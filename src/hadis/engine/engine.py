@@ -156,6 +156,12 @@ class Engine:
     def _route(self, q: Query) -> str:
         plan = self.plan
         assert plan is not None
+        if q.pinned is not None:
+            if plan.gpus.get(q.pinned):
+                model, q.pair, q.path = q.pinned, (q.pinned,), LIGHT
+                self._enqueue(q, model)
+                return model
+            q.pinned = None  # the plan no longer runs that model: route it like any other
         if self._split is not None:
             names, cum = self._split
             model = names[bisect.bisect_right(cum, self._rng.random() * cum[-1])]
@@ -240,7 +246,7 @@ class Engine:
         escalated = False
         confidence = self.discriminator.confidence
         for q in batch:
-            if q.path == LIGHT and heavy is not None and heavy != model:
+            if q.path == LIGHT and heavy is not None and heavy != model and q.pinned is None:
                 conf = confidence(model, q.prompt_id, q.image_seed)
                 q.confidence = conf
                 if conf < self._disc_cut:
@@ -253,6 +259,14 @@ class Engine:
             out = self._fill(now, heavy)  # type: ignore[arg-type]
             if out:
                 return out + self._release(now, w)
+        return self._release(now, w)
+
+    def fail_batch(self, now: float, worker: int, reason: str) -> list[Command]:
+        """The executor failed the worker's batch: drop its queries with `reason`."""
+        w = self.workers[worker]
+        batch, w.running, w.busy = w.running, [], False
+        for q in batch:
+            self._drop(now, q, reason)
         return self._release(now, w)
 
     def _release(self, now: float, w: Worker) -> list[Command]:

@@ -39,6 +39,7 @@ class Query:
         "drop_reason",
         "confidence",
         "user",
+        "pinned",
     )
 
     def __init__(
@@ -48,6 +49,7 @@ class Query:
         prompt_id: int | None = None,
         prompt: str | None = None,
         image_seed: int = 0,
+        pinned: str | None = None,
     ) -> None:
         self.qid = qid
         self.arrival_s = arrival_s
@@ -64,6 +66,7 @@ class Query:
         self.drop_reason = ""
         self.confidence: float | None = None
         self.user: object = None  # the driver's own handle (e.g. a future in the server)
+        self.pinned = pinned  # a model the client asked for: no routing, no escalation
 
     def __repr__(self) -> str:
         return f"Query({self.qid}, t={self.arrival_s:.3f}, {self.path}, {self.status})"

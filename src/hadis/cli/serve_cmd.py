@@ -1,0 +1,148 @@
+"""`hadis serve` and `hadis load`: the live server and an HTTP load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import typer
+from rich.table import Table
+
+from hadis.cli.common import console, err_console, user_errors
+from hadis.cli.trace_cmd import parse_range
+from hadis.errors import HadisError
+from hadis.planner import policy_names
+from hadis.profiles import load_profile
+from hadis.routing.simple import DISCRIMINATORS, ROUTERS
+from hadis.serve.executors import EXECUTORS
+from hadis.sim.trace import azure_functions, load_trace_csv
+
+
+@user_errors
+def serve_command(
+    profile: str = typer.Option("hadis-l40s", help="Bundled profile name or profile file."),
+    workers: int = typer.Option(1, help="Workers (device slots), one model each."),
+    executor: str = typer.Option(
+        "diffusers",
+        help=f"{' or '.join(EXECUTORS)} (profile: simulated latencies, "
+        "placeholder images, for load tests).",
+    ),
+    time_scale: float = typer.Option(
+        1.0,
+        help="profile executor: real seconds per profiled "
+        "second (e.g. 0.01 runs the paper pool 100x faster).",
+    ),
+    slo: float = typer.Option(60.0, help="Latency SLO in profile seconds."),
+    policy: str = typer.Option("hadis", help=f"Planning policy: {', '.join(policy_names())}."),
+    router: str = typer.Option("reference", help=f"Router: {', '.join(ROUTERS)}."),
+    discriminator: str = typer.Option(
+        "reference", help=f"Discriminator: {', '.join(DISCRIMINATORS)}."
+    ),
+    device: str = typer.Option("cpu", help="diffusers executor: torch device (cpu, cuda)."),
+    dtype: str = typer.Option("float32", help="diffusers executor: float32, float16, bfloat16."),
+    max_queue: int = typer.Option(1000, help="Queued queries beyond which requests get 429."),
+    seed: int = typer.Option(0, help="Seed for the random router/discriminator."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Serve the OpenAI-compatible images API with the HADIS engine."""
+    import uvicorn
+
+    from hadis.serve import ServeConfig, build_app
+
+    if not 0 < port < 65536:
+        raise HadisError(f"port must be in 1..65535, got {port}")
+    if policy not in policy_names():
+        raise HadisError(f"unknown policy {policy!r}; valid: {', '.join(policy_names())}")
+    prof = load_profile(profile)
+    config = ServeConfig(
+        workers=workers,
+        slo_s=slo,
+        policy=policy,
+        time_scale=time_scale,
+        seed=seed,
+        max_queue=max_queue,
+    )
+    base = f"http://{host}:{port}"
+
+    def ready() -> None:
+        console.print(
+            f"hadis is ready: {prof.name}, {workers} workers ({executor} executor). "
+            f"Point an OpenAI client at base_url={base}/v1 "
+            f"(POST {base}/v1/images/generations; metrics at {base}/metrics)"
+        )
+
+    app = build_app(
+        prof,
+        config,
+        executor=executor,
+        router=router,
+        discriminator=discriminator,
+        device=device,
+        dtype=dtype,
+        on_ready=ready,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    err_console.print(f"starting hadis on {base} (loading models) ...")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@user_errors
+def load_command(
+    url: str = typer.Option("http://127.0.0.1:8000", help="Server base URL."),
+    trace: str = typer.Option("azure-functions", help="Trace CSV file or 'azure-functions'."),
+    qps: str = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s."),
+    point_seconds: float = typer.Option(10.0, help="azure-functions: seconds per point."),
+    time_scale: float = typer.Option(1.0, help="The server's time scale (arrivals x scale)."),
+    profile: str = typer.Option("hadis-l40s", help="The server's profile (for quality)."),
+    slo: float = typer.Option(60.0, help="SLO in profile seconds."),
+    gpus: int = typer.Option(16, help="The server's workers (for reporting)."),
+    seed: int = typer.Option(0, help="Trace seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Replay a trace against a running server and report violations and served quality."""
+    from hadis.serve.loadgen import replay
+
+    prof = load_profile(profile)
+    if trace == "azure-functions":
+        lo, hi = parse_range(qps)
+        tr = azure_functions(lo, hi, point_seconds, seed)
+    else:
+        tr = load_trace_csv(trace, seed=seed)
+    s = asyncio.run(replay(url, tr, prof, slo_s=slo, gpus=gpus, time_scale=time_scale))
+    keys = (
+        "violation_ratio",
+        "quality",
+        "served",
+        "dropped",
+        "late",
+        "queries",
+        "paths",
+        "latency_p50_s",
+        "latency_p99_s",
+        "http_status",
+    )
+    if as_json:
+        typer.echo(json.dumps({"live": {k: s[k] for k in keys}}, indent=1))
+        return
+    table = Table(
+        "run",
+        "violation ratio",
+        f"mean {prof.metric.name}",
+        "served",
+        "dropped",
+        "late",
+        "HTTP status",
+    )
+    q = "-" if s["quality"] is None else f"{s['quality']:.2f}"
+    table.add_row(
+        "live",
+        f"{s['violation_ratio']:.4f}",
+        q,
+        str(s["served"]),
+        str(s["dropped"]),
+        str(s["late"]),
+        json.dumps(s["http_status"]),
+    )
+    console.print(table)

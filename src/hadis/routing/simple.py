@@ -1,0 +1,132 @@
+"""Stand-in routers and discriminators for serving before trained ones are configured.
+
+`none`: never routes to heavy / never escalates. `random`: a seeded pseudo-random score per
+prompt (router) or per prompt and image (discriminator), uniform in [0, 1), so that r and d
+still mean fractions. `reference`: the paper's per-prompt data (prompts of the reference set
+only; others score as if routed by `random`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from hadis.errors import HadisError
+from hadis.profiles import Profile
+from hadis.routing.base import Discriminator, Router
+from hadis.routing.reference import ReferenceDiscriminator, ReferenceRouter
+
+
+def _uniform(*parts: object) -> float:
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class NoRouter:
+    name = "none"
+
+    def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
+        return 0.0
+
+    def threshold(self, r: float) -> float:
+        return float("inf")
+
+
+class RandomRouter:
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
+        return _uniform(self.seed, prompt_id, prompt)
+
+    def threshold(self, r: float) -> float:
+        return 1.0 - r if r < 1 else float("-inf")
+
+
+class NoDiscriminator:
+    name = "none"
+
+    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+        return 1.0
+
+    def threshold(self, model: str, d: float) -> float:
+        return float("-inf")
+
+
+class RandomDiscriminator:
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+        return _uniform(self.seed, model, prompt_id, image_seed)
+
+    def threshold(self, model: str, d: float) -> float:
+        return d if d < 1 else float("inf")
+
+
+class _ReferenceOrRandomRouter:
+    """Reference scores for reference prompts (by id), seeded random for the rest."""
+
+    name = "reference"
+
+    def __init__(self, seed: int) -> None:
+        self.reference = ReferenceRouter()
+        self.fallback = RandomRouter(seed)
+
+    def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
+        if prompt_id is not None and 0 <= prompt_id < len(self.reference.scores):
+            return self.reference.score(prompt_id)
+        # place the fallback on the reference score scale through its quantile
+        u = self.fallback.score(prompt_id, prompt)
+        s = self.reference._sorted  # noqa: SLF001
+        return float(s[min(int(u * len(s)), len(s) - 1)])
+
+    def threshold(self, r: float) -> float:
+        return self.reference.threshold(r)
+
+
+class _ReferenceOrRandomDiscriminator:
+    name = "reference"
+
+    def __init__(self, profile: Profile, seed: int) -> None:
+        self.reference = ReferenceDiscriminator(profile)
+        self.fallback = RandomDiscriminator(seed)
+
+    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+        if prompt_id is not None and model in self.reference.p_real:
+            return self.reference.confidence(model, prompt_id, image_seed)
+        u = self.fallback.confidence(model, prompt_id, image_seed)
+        s = self.reference._sorted.get(model)  # noqa: SLF001
+        return u if s is None else float(s[min(int(u * len(s)), len(s) - 1)])
+
+    def threshold(self, model: str, d: float) -> float:
+        if model in self.reference.p_real:
+            return self.reference.threshold(model, d)
+        return self.fallback.threshold(model, d)
+
+
+ROUTERS = ("reference", "random", "none")
+DISCRIMINATORS = ("reference", "random", "none")
+
+
+def make_router(name: str, seed: int = 0) -> Router:
+    if name == "none":
+        return NoRouter()
+    if name == "random":
+        return RandomRouter(seed)
+    if name == "reference":
+        return _ReferenceOrRandomRouter(seed)
+    raise HadisError(f"unknown router {name!r}; valid: {', '.join(ROUTERS)}")
+
+
+def make_discriminator(name: str, profile: Profile, seed: int = 0) -> Discriminator:
+    if name == "none":
+        return NoDiscriminator()
+    if name == "random":
+        return RandomDiscriminator(seed)
+    if name == "reference":
+        return _ReferenceOrRandomDiscriminator(profile, seed)
+    raise HadisError(f"unknown discriminator {name!r}; valid: {', '.join(DISCRIMINATORS)}")

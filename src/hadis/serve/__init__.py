@@ -1,0 +1,52 @@
+"""Live serving: executors, the engine on a real clock, the OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from hadis.profiles import Profile
+from hadis.routing.simple import make_discriminator, make_router
+from hadis.serve.api import create_app
+from hadis.serve.executors import make_executor_factory
+from hadis.serve.prom import ServerMetrics
+from hadis.serve.service import LiveService, ServeConfig
+
+__all__ = ["LiveService", "ServeConfig", "build_app", "create_app"]
+
+
+def build_app(
+    profile: Profile,
+    config: ServeConfig,
+    *,
+    executor: str = "diffusers",
+    router: str = "reference",
+    discriminator: str = "reference",
+    device: str = "cpu",
+    dtype: str = "float32",
+    local_files_only: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The FastAPI app of a live server (the service starts with the app's lifespan)."""
+    factory = make_executor_factory(
+        executor,
+        profile,
+        time_scale=config.time_scale,
+        switch_delay_s=config.switch_delay_s,
+        device=device,
+        dtype=dtype,
+        local_files_only=local_files_only,
+    )
+    metrics = ServerMetrics(config.time_scale)
+    service = LiveService(
+        profile,
+        config,
+        factory,
+        make_router(router, config.seed),
+        make_discriminator(discriminator, profile, config.seed),
+        executor_name=executor,
+        listeners=[metrics],
+        on_ready=on_ready,
+    )
+    return create_app(service, metrics)

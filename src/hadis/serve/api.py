@@ -1,0 +1,344 @@
+"""OpenAI-compatible HTTP API over a LiveService (FastAPI).
+
+POST /v1/images/generations  ->  {"created", "data": [{"b64_json", "hadis": {...}}]}
+Errors have OpenAI's shape {"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hadis.serve.prom import ServerMetrics
+from hadis.serve.service import LiveService, Outcome, Rejected
+
+access_log = logging.getLogger("hadis.access")
+MAX_PROMPT_CHARS = 4000
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+class ImageRequest(BaseModel):
+    """The fields of OpenAI's images API that hadis uses; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    n: int = 1
+    size: str | None = None
+    response_format: str = "b64_json"
+    model: str | None = "auto"
+    seed: int | None = None
+    user: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param = status, message, type_, param
+        self.code, self.headers = code, headers or {}
+
+
+def error_response(err: ApiError) -> JSONResponse:
+    body = {
+        "error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}
+    }
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+class RequestIdMiddleware:
+    """X-Request-ID in (or a new one) and out; plain ASGI (BaseHTTPMiddleware is slow)."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def pool_sizes(service: LiveService) -> list[str]:
+    return list(
+        dict.fromkeys(f"{m.resolution[0]}x{m.resolution[1]}" for m in service.profile.models)
+    )
+
+
+def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        await service.start()
+        yield
+        await service.stop()
+
+    app = FastAPI(title="hadis", version="0.1.0", lifespan=lifespan)
+    app.state.service = service
+
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> JSONResponse:
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        if first.get("type") == "json_invalid":
+            return error_response(ApiError(400, "the request body is not valid JSON"))
+        if first.get("loc") == ("body",):
+            return error_response(ApiError(400, "the request body must be a JSON object"))
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = loc[-1] if loc else None
+        msg = first.get("msg", "invalid request")
+        if first.get("type") == "missing":
+            msg = f"'{param}' is required"
+        return error_response(ApiError(400, f"{param}: {msg}" if param else msg, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return error_response(ApiError(err.status_code, str(err.detail), "invalid_request_error"))
+
+    def check(body: ImageRequest) -> tuple[tuple[int, int], str | None]:
+        if not body.prompt.strip():
+            raise ApiError(400, "prompt must not be empty", param="prompt")
+        if not 1 <= body.n <= service.config.max_n:
+            raise ApiError(
+                400, f"n must be between 1 and {service.config.max_n}, got {body.n}", param="n"
+            )
+        sizes = pool_sizes(service)
+        size = body.size or sizes[0]
+        match = _SIZE.match(size)
+        if not match or size not in sizes:
+            raise ApiError(400, f"size must be one of {sizes}, got {size!r}", param="size")
+        if body.response_format != "b64_json":
+            raise ApiError(
+                400,
+                "only response_format 'b64_json' is supported "
+                f"(hadis does not host image URLs), got {body.response_format!r}",
+                param="response_format",
+            )
+        model = None if body.model in (None, "auto") else body.model
+        if model is not None:
+            names = [m.name for m in service.profile.models]
+            if model not in names:
+                raise ApiError(
+                    400,
+                    f"unknown model {model!r}; valid: auto, {', '.join(names)}",
+                    param="model",
+                    code="model_not_found",
+                )
+            plan = service.plan
+            if plan is None or not plan.gpus.get(model):
+                raise ApiError(
+                    503,
+                    f"model {model!r} is not running under the current plan; "
+                    "use 'auto' or retry later",
+                    "service_unavailable",
+                    param="model",
+                    code="model_not_loaded",
+                    headers={"Retry-After": "5"},
+                )
+        return (int(match.group(1)), int(match.group(2))), model
+
+    @app.post("/v1/images/generations")
+    async def generate(body: ImageRequest, request: Request) -> JSONResponse:
+        start = time.perf_counter()
+        outcome = "invalid"
+        paths: list[str] = []
+        try:
+            if not service.ready:
+                outcome = "not_ready"
+                raise ApiError(
+                    503,
+                    "the server is starting (models loading); retry shortly",
+                    "service_unavailable",
+                    code="not_ready",
+                    headers={"Retry-After": "2"},
+                )
+            size, model = check(body)
+            try:
+                service.admit(body.n)
+            except Rejected as e:
+                outcome = "rejected"
+                raise ApiError(
+                    429,
+                    str(e),
+                    "rate_limit_error",
+                    code="rate_limit_exceeded",
+                    headers={"Retry-After": str(service.retry_after_real_s(e))},
+                ) from e
+            futures = service.submit(body.prompt, body.n, size, body.seed, model)
+            deadline = 2 * service.config.slo_s * service.config.time_scale
+            try:
+                results: list[Outcome | None] = await asyncio.wait_for(
+                    asyncio.gather(*futures), deadline
+                )
+            except TimeoutError as e:
+                outcome = "timeout"
+                raise ApiError(
+                    504, f"deadline of {deadline:.1f}s passed", "timeout", code="deadline_exceeded"
+                ) from e
+            paths = [r.path for r in results if r is not None]
+            if any(r is None for r in results):
+                outcome = "shutdown"
+                raise ApiError(
+                    503, "the server is shutting down", "service_unavailable", code="shutdown"
+                )
+            failed = [r for r in results if not r.ok]  # type: ignore[union-attr]
+            if failed:
+                reason = failed[0].error
+                if reason.startswith("generation failed"):
+                    outcome = "error"
+                    raise ApiError(500, reason, "server_error", code="generation_failed")
+                outcome = "timeout" if reason == "late" else reason
+                raise ApiError(
+                    504,
+                    f"the request could not be served within its deadline ({reason})",
+                    "timeout",
+                    code="deadline_exceeded",
+                )
+            outcome = "ok"
+            data = [_image_item(r) for r in results]  # type: ignore[arg-type]
+            return JSONResponse({"created": int(time.time()), "data": data})
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.requests.labels(outcome).inc()
+            metrics.request_latency.observe(elapsed)
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": getattr(request.state, "request_id", None),
+                        "outcome": outcome,
+                        "n": body.n,
+                        "model": body.model,
+                        "paths": paths,
+                        "seconds": round(elapsed, 4),
+                        "user": body.user,
+                    }
+                )
+            )
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if service.ready:
+            return JSONResponse({"status": "ready"})
+        return error_response(
+            ApiError(
+                503,
+                "not ready: models loading",
+                "service_unavailable",
+                code="not_ready",
+                headers={"Retry-After": "2"},
+            )
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        if service.engine is not None:
+            metrics.observe_queues({m: len(q) for m, q in service.engine.queues.items()})
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        names = ["auto", *(m.name for m in service.profile.models)]
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "hadis"} for n in names
+            ],
+        }
+
+    @app.get("/v1/plan")
+    async def plan() -> dict[str, Any]:
+        p = service.plan
+        engine = service.engine
+        return {
+            "profile": service.profile.name,
+            "policy": service.config.policy,
+            "router": service.router.name,
+            "discriminator": service.discriminator.name,
+            "executor": service.executor_name,
+            "time_scale": service.config.time_scale,
+            "slo_s": service.config.slo_s,
+            "ready": service.ready,
+            "demand_qps": service.controller.demand_qps if service.controller else None,
+            "plan": _jsonable(p.to_dict()) if p else None,
+            "workers": [
+                {
+                    "id": w.wid,
+                    "assigned": w.assigned,
+                    "loaded": w.loaded,
+                    "busy": w.busy,
+                    "switching": w.switching,
+                }
+                for w in (engine.workers if engine else [])
+            ],
+            "model_switches": [
+                {"worker": w, "model": m, "seconds": s} for w, m, s in service.switch_seconds[-20:]
+            ],
+            "queues": engine.queue_lengths() if engine else {},
+        }
+
+    return app
+
+
+def _image_item(r: Outcome) -> dict[str, Any]:
+    return {
+        "b64_json": base64.b64encode(r.image or b"").decode(),
+        "hadis": {
+            "model": r.model,
+            "path": r.path,
+            "pair": list(r.pair),
+            "router_score": r.router_score,
+            "discriminator_confidence": r.confidence,
+            "queue_s": round(r.queue_s, 6),
+            "total_s": round(r.total_s, 6),
+        },
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON: non-finite floats become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj

@@ -1,0 +1,180 @@
+"""Executors: run one batch of prompts on one worker's model and return PNG images.
+
+An executor instance belongs to one worker (one device slot) and is only called from that
+worker's thread: `load(model)` when the plan moves the worker (timed and reported), then
+`generate(...)` per batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image, ImageDraw
+
+from hadis.errors import HadisError
+from hadis.profiles import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutput:
+    images: list[bytes]  # PNG, one per prompt
+    seconds: float  # wall time of the batch
+
+
+class Executor(Protocol):
+    name: str
+
+    def load(self, model: str) -> float:
+        """Make `model` the worker's active model; returns the seconds it took."""
+        ...
+
+    def generate(
+        self, model: str, prompts: list[str], seeds: list[int], size: tuple[int, int]
+    ) -> BatchOutput: ...
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=64)
+def placeholder_png(model: str, size: tuple[int, int]) -> bytes:
+    """A labelled placeholder: one colour per model with the model's name (cached)."""
+    hue = zlib.crc32(model.encode()) & 0xFFFFFF
+    img = Image.new("RGB", size, ((hue >> 16) & 255, (hue >> 8) & 255, hue & 255))
+    ImageDraw.Draw(img).text((4, 4), f"hadis placeholder\n{model}", fill=(255, 255, 255))
+    return png_bytes(img)
+
+
+class ProfileExecutor:
+    """Load-testing executor: waits the profiled batch latency x time_scale and returns
+    labelled placeholder images. A model switch waits switch_delay_s x time_scale.
+
+    For load tests and sim-vs-live parity only; it never generates real images.
+    """
+
+    name = "profile"
+
+    def __init__(self, profile: Profile, time_scale: float = 1.0, switch_delay_s: float = 3.0):
+        if not time_scale > 0:
+            raise HadisError(f"time scale must be > 0, got {time_scale}")
+        self.profile = profile
+        self.time_scale = time_scale
+        self.switch_delay_s = switch_delay_s
+
+    def load(self, model: str) -> float:
+        start = time.perf_counter()
+        time.sleep(self.switch_delay_s * self.time_scale)
+        return time.perf_counter() - start
+
+    def generate(
+        self, model: str, prompts: list[str], seeds: list[int], size: tuple[int, int]
+    ) -> BatchOutput:
+        start = time.perf_counter()
+        target = self.profile.model(model).batch_latency_s(len(prompts)) * self.time_scale
+        images = [placeholder_png(model, tuple(size)) for _ in prompts]
+        remaining = target - (time.perf_counter() - start)
+        if remaining > 0:
+            time.sleep(remaining)
+        return BatchOutput(images, time.perf_counter() - start)
+
+
+class DiffusersExecutor:
+    """Runs real diffusers pipelines: `DiffusionPipeline.from_pretrained(source)` of the
+    profile's model (a model id or a local path), with the profile's steps and guidance,
+    per-query seeds, on `device` in `dtype`. Keeps one pipeline loaded per worker.
+    """
+
+    name = "diffusers"
+
+    def __init__(
+        self,
+        profile: Profile,
+        device: str = "cpu",
+        dtype: str = "float32",
+        local_files_only: bool = False,
+    ) -> None:
+        try:
+            import torch  # noqa: F401
+            from diffusers import DiffusionPipeline  # noqa: F401
+        except ImportError as e:
+            raise HadisError(
+                "the diffusers executor needs the [diffusion] extra: "
+                "pip install 'hadis[diffusion]' (and a torch build for your device)"
+            ) from e
+        self.profile = profile
+        self.device = device
+        self.dtype = dtype
+        self.local_files_only = local_files_only
+        self._model: str | None = None
+        self._pipe = None
+
+    def load(self, model: str) -> float:
+        import torch
+        from diffusers import DiffusionPipeline
+
+        start = time.perf_counter()
+        variant = self.profile.model(model)
+        try:
+            pipe = DiffusionPipeline.from_pretrained(
+                variant.source,
+                torch_dtype=getattr(torch, self.dtype),
+                local_files_only=self.local_files_only,
+            )
+        except Exception as e:  # noqa: BLE001  (diffusers raises many kinds)
+            raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
+        pipe.set_progress_bar_config(disable=True)
+        self._pipe = pipe.to(self.device)
+        self._model = model
+        return time.perf_counter() - start
+
+    def generate(
+        self, model: str, prompts: list[str], seeds: list[int], size: tuple[int, int]
+    ) -> BatchOutput:
+        import torch
+
+        if self._model != model:
+            self.load(model)
+        variant = self.profile.model(model)
+        start = time.perf_counter()
+        generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        out = self._pipe(  # type: ignore[misc]
+            prompt=prompts,
+            num_inference_steps=variant.steps,
+            guidance_scale=variant.guidance,
+            height=size[1],
+            width=size[0],
+            generator=generators,
+            output_type="pil",
+        )
+        images = [png_bytes(img) for img in out.images]
+        return BatchOutput(images, time.perf_counter() - start)
+
+
+EXECUTORS = ("diffusers", "profile")
+
+
+def make_executor_factory(
+    name: str,
+    profile: Profile,
+    *,
+    time_scale: float = 1.0,
+    switch_delay_s: float = 3.0,
+    device: str = "cpu",
+    dtype: str = "float32",
+    local_files_only: bool = False,
+):  # noqa: ANN201
+    """A callable that builds one executor per worker."""
+    if name == "profile":
+        return lambda: ProfileExecutor(profile, time_scale, switch_delay_s)
+    if name == "diffusers":
+        DiffusersExecutor(profile, device, dtype, local_files_only)  # fail fast on imports
+        return lambda: DiffusersExecutor(profile, device, dtype, local_files_only)
+    raise HadisError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}")

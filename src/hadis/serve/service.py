@@ -1,0 +1,388 @@
+"""The engine on a real clock: workers in threads, the controller in the background.
+
+Everything that touches the Engine or the Controller runs on the asyncio loop thread; worker
+threads only run executors (one thread per worker = one device slot) and hand results back
+with `call_soon_threadsafe`. The engine's clock is in profile seconds: real elapsed seconds
+divided by `time_scale` (1.0 for real models), so the SLO, re-plan period and switch
+delays keep the profile's units. Planning runs in a thread under a timeout; if it fails or
+times out the last plan stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hadis.engine import (
+    Controller,
+    ControllerConfig,
+    Dispatch,
+    Engine,
+    EngineConfig,
+    Query,
+)
+from hadis.engine.query import DROPPED
+from hadis.errors import HadisError
+from hadis.planner import Plan, get_policy
+from hadis.profiles import Profile
+from hadis.routing import Discriminator, Router
+from hadis.routing.reference import reference_prompts
+from hadis.serve.executors import Executor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    workers: int = 1
+    slo_s: float = 60.0  # profile seconds
+    policy: str = "hadis"
+    time_scale: float = 1.0  # real seconds per profile second
+    seed: int = 0
+    max_queue: int = 1000  # queued queries beyond which new requests get 429
+    max_n: int = 4  # images per request
+    admission: bool = True  # 429 when the queue is full or the SLO cannot be met
+    replan_period_s: float = 50.0
+    check_s: float = 10.0
+    drop_factor: float = 1.5
+    switch_delay_s: float = 3.0
+    initial_demand_qps: float = 0.5
+    plan_timeout_s: float = 5.0  # real seconds
+    policy_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise HadisError(f"workers must be >= 1, got {self.workers}")
+        if not self.time_scale > 0:
+            raise HadisError(f"time scale must be > 0, got {self.time_scale}")
+        if self.max_n < 1 or self.max_queue < 1:
+            raise HadisError("max_n and max_queue must be >= 1")
+
+
+@dataclass
+class Slot:
+    """The server's handle on one query (Query.user)."""
+
+    future: asyncio.Future
+    size: tuple[int, int]
+    image: bytes | None = None
+    model: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one query ended, as reported to the client."""
+
+    ok: bool
+    image: bytes | None
+    model: str
+    path: str
+    pair: tuple[str, ...]
+    router_score: float | None
+    confidence: float | None
+    queue_s: float  # real seconds from arrival to first batch start
+    total_s: float  # real seconds from arrival to the end
+    error: str = ""  # drop reason when not ok
+
+
+class Rejected(HadisError):
+    """Admission control refused a request (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LiveService:
+    def __init__(
+        self,
+        profile: Profile,
+        config: ServeConfig,
+        executor_factory: Callable[[], Executor],
+        router: Router,
+        discriminator: Discriminator,
+        executor_name: str = "",
+        listeners: list[Any] | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.config = config
+        self.executor_factory = executor_factory
+        self.executor_name = executor_name
+        self.router = router
+        self.discriminator = discriminator
+        self.listeners = listeners or []
+        self.on_ready = on_ready
+        self.ready = False
+        self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
+        self._ids = itertools.count()
+        self._prompt_ids = {p: i for i, p in enumerate(reference_prompts())}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
+        self._executors: list[Executor] = []
+        self._loading = 0
+        self.engine: Engine | None = None
+        self.controller: Controller | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def now(self) -> float:
+        """Engine time in profile seconds."""
+        return (time.monotonic() - self._t0) / self.config.time_scale
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        self._t0 = time.monotonic()
+        self.engine = Engine(
+            self.profile,
+            cfg.workers,
+            EngineConfig(cfg.slo_s, cfg.drop_factor, cfg.switch_delay_s, cfg.seed),
+            self.router,
+            self.discriminator,
+            self,
+        )
+        self.controller = Controller(
+            self.engine,
+            get_policy(cfg.policy, **cfg.policy_options),
+            cfg.workers,
+            ControllerConfig(
+                period_s=cfg.replan_period_s,
+                check_s=min(cfg.check_s, cfg.replan_period_s),
+                initial_demand_qps=cfg.initial_demand_qps,
+            ),
+        )
+        self._pools = [
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"hadis-worker-{i}")
+            for i in range(cfg.workers)
+        ]
+        self._executors = [self.executor_factory() for _ in range(cfg.workers)]
+        self._run(self.controller.start(self.now()))
+        self._tasks.append(asyncio.create_task(self._control_loop()))
+        if self._loading == 0:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
+        if not self.ready:
+            self.ready = True
+            if self.on_ready is not None:
+                self.on_ready()
+
+    async def stop(self) -> None:
+        """Stop accepting work; every queued query ends with an explicit error."""
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        if self.engine is not None:
+            self.engine.drain(self.now(), "shutdown")
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for slot in self._inflight_slots():
+            if not slot.future.done():
+                slot.future.set_result(None)
+
+    def _inflight_slots(self) -> list[Slot]:
+        if self.engine is None:
+            return []
+        return [q.user for w in self.engine.workers for q in w.running if isinstance(q.user, Slot)]
+
+    # ------------------------------------------------------------------ requests
+    def admit(self, n: int) -> None:
+        """Raise Rejected when the queue is full or the SLO cannot be met."""
+        engine, plan = self.engine, self.plan
+        if engine is None or plan is None:
+            raise Rejected("not started", 1.0)
+        if not self.config.admission:
+            return
+        queued = sum(len(q) for q in engine.queues.values())
+        if queued + n > self.config.max_queue:
+            raise Rejected(f"queue full ({queued} queued)", self._drain_s(plan))
+        drain = self._drain_s(plan)
+        fastest = min(plan.path_latency_s.values(), default=0.0)
+        if drain + fastest > self.config.slo_s:
+            raise Rejected(
+                f"the SLO of {self.config.slo_s:g}s cannot be met: the backlog needs "
+                f"{drain:.1f}s to drain",
+                drain,
+            )
+
+    def _drain_s(self, plan: Plan) -> float:
+        """Profile seconds the current backlog needs at the planned capacity."""
+        worst = 0.0
+        for model, queue in self.engine.queues.items():  # type: ignore[union-attr]
+            if queue:
+                cap = plan.capacity_qps.get(model, 0.0)
+                worst = max(worst, math.inf if cap <= 0 else len(queue) / cap)
+        return worst
+
+    def retry_after_real_s(self, err: Rejected) -> int:
+        seconds = err.retry_after_s * self.config.time_scale
+        return max(1, math.ceil(min(seconds, 3600.0)))
+
+    def prompt_id(self, prompt: str) -> int | None:
+        """The reference prompt id of a prompt text, if it is one."""
+        return self._prompt_ids.get(prompt)
+
+    def submit(
+        self,
+        prompt: str,
+        n: int,
+        size: tuple[int, int],
+        seed: int | None,
+        model: str | None,
+    ) -> list[asyncio.Future]:
+        """Queue n queries for the prompt; each future resolves to an Outcome."""
+        engine, controller = self.engine, self.controller
+        assert engine is not None and controller is not None and self._loop is not None
+        now = self.now()
+        pid = self.prompt_id(prompt)
+        base_seed = seed if seed is not None else next(self._ids) * 7919
+        futures = []
+        cmds = []
+        for k in range(n):
+            q = Query(next(self._ids), now, pid, prompt, base_seed + k, pinned=model)
+            slot = Slot(self._loop.create_future(), size)
+            q.user = slot
+            futures.append(slot.future)
+            controller.observe_arrival(now)
+            cmds.extend(engine.submit(now, q))
+        self._run(cmds)
+        return futures
+
+    # ------------------------------------------------------------------ engine events
+    def on_query_done(self, q: Query) -> None:
+        slot = q.user
+        for listener in self.listeners:
+            listener.on_query_done(q)
+        if not isinstance(slot, Slot) or slot.future.done():
+            return
+        scale = self.config.time_scale
+        start = q.start_s if q.start_s is not None else q.finish_s
+        ok = q.status != DROPPED and not slot.error
+        slot.future.set_result(
+            Outcome(
+                ok=ok,
+                image=slot.image if ok else None,
+                model=slot.model,
+                path=q.path,
+                pair=q.pair,
+                router_score=q.router_score if len(q.pair) == 2 else None,
+                confidence=q.confidence,
+                queue_s=(start - q.arrival_s) * scale,
+                total_s=(q.finish_s - q.arrival_s) * scale,  # type: ignore[operator]
+                error=slot.error or q.drop_reason,
+            )
+        )
+
+    def on_batch(self, worker: int, model: str, size: int, start_s: float, end_s: float) -> None:
+        for listener in self.listeners:
+            listener.on_batch(worker, model, size, start_s, end_s)
+
+    def on_plan(self, now: float, plan: Plan) -> None:
+        for listener in self.listeners:
+            listener.on_plan(now, plan)
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.engine.plan if self.engine else None
+
+    # ------------------------------------------------------------------ commands
+    def _run(self, commands: list) -> None:
+        for c in commands:
+            if type(c) is Dispatch:
+                self._dispatch(c)
+            else:
+                self._switch(c.worker)
+
+    def _dispatch(self, d: Dispatch) -> None:
+        executor = self._executors[d.worker]
+        prompts = [q.prompt or "" for q in d.queries]
+        seeds = [q.image_seed for q in d.queries]
+        size = d.queries[0].user.size if isinstance(d.queries[0].user, Slot) else (64, 64)
+        fut = self._pools[d.worker].submit(executor.generate, d.model, prompts, seeds, size)
+        fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f))
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        """From a worker thread: run fn(*args) on the loop (dropped once it has closed)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # closed between the check and the call: the service stopped, nothing to deliver
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future) -> None:
+        engine = self.engine
+        assert engine is not None
+        now = self.now()
+        try:
+            out = fut.result()
+        except Exception as e:  # noqa: BLE001  (the executor's failure goes to the client)
+            log.exception("worker %d failed a batch of %s", d.worker, d.model)
+            for q in d.queries:
+                if isinstance(q.user, Slot):
+                    q.user.error = f"generation failed: {e}"
+            self._run(engine.fail_batch(now, d.worker, "executor error"))
+            return
+        for q, image in zip(d.queries, out.images, strict=False):
+            if isinstance(q.user, Slot):
+                q.user.image, q.user.model = image, d.model
+        self._run(engine.batch_done(now, d.worker))
+
+    def _switch(self, worker: int) -> None:
+        """A WakeUp means the worker must load its newly assigned model: do it for real."""
+        engine = self.engine
+        assert engine is not None
+        target = engine.workers[worker].loading
+        executor = self._executors[worker]
+        self._loading += 1
+        fut = self._pools[worker].submit(executor.load, target)
+        fut.add_done_callback(lambda f: self._post(self._loaded, worker, target, f))
+
+    def _loaded(self, worker: int, model: str, fut: concurrent.futures.Future) -> None:
+        self._loading -= 1
+        try:
+            seconds = fut.result()
+        except Exception:  # noqa: BLE001
+            log.exception("worker %d could not load %s", worker, model)
+            seconds = math.nan
+        self.switch_seconds.append((worker, model, seconds))
+        for listener in self.listeners:
+            if hasattr(listener, "on_switch"):
+                listener.on_switch(worker, model, seconds)
+        self._run(self.engine.worker_ready(self.now(), worker))  # type: ignore[union-attr]
+        if self._loading == 0:
+            self._set_ready()
+
+    # ------------------------------------------------------------------ control loop
+    async def _control_loop(self) -> None:
+        controller = self.controller
+        assert controller is not None
+        interval = controller.config.check_s * self.config.time_scale
+        while True:
+            await asyncio.sleep(interval)
+            req = controller.due(self.now())
+            if req is None:
+                continue
+            try:
+                plan = await asyncio.wait_for(
+                    asyncio.to_thread(controller.decide, req), self.config.plan_timeout_s
+                )
+            except TimeoutError:
+                controller.failures += 1
+                log.warning(
+                    "planner timed out after %.1fs; keeping the last plan",
+                    self.config.plan_timeout_s,
+                )
+                continue
+            if plan is not None:
+                self._run(controller.adopt(self.now(), plan))

@@ -1,0 +1,219 @@
+"""The HTTP API with the profile executor, in-process (no network)."""
+
+import asyncio
+import base64
+import io
+import json
+
+import httpx
+import pytest
+from PIL import Image
+
+from hadis.serve import ServeConfig, build_app
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+async def with_client(app, fn):  # noqa: ANN001, ANN201
+    async with app.router.lifespan_context(app):
+        for _ in range(200):
+            if app.state.service.ready:
+                break
+            await asyncio.sleep(0.01)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hadis") as c:
+            return await fn(c)
+
+
+def paper_app(paper_profile, **kw):  # noqa: ANN001, ANN201
+    cfg = ServeConfig(**{"workers": 16, "slo_s": 60.0, "time_scale": 0.005, **kw})
+    return build_app(paper_profile, cfg, executor="profile")
+
+
+def test_generation_returns_png_and_extension(paper_profile):
+    async def go(c):  # noqa: ANN001, ANN202
+        r = await c.post(
+            "/v1/images/generations",
+            json={
+                "prompt": "a red ball sits in the grass on a green field",
+                "n": 2,
+                "size": "1024x1024",
+                "seed": 7,
+            },
+            headers={"X-Request-ID": "abc123"},
+        )
+        return r
+
+    r = run(with_client(paper_app(paper_profile), go))
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == "abc123"
+    body = r.json()
+    assert isinstance(body["created"], int) and len(body["data"]) == 2
+    for item in body["data"]:
+        img = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
+        assert img.format == "PNG" and img.size == (1024, 1024)
+        ext = item["hadis"]
+        assert ext["path"] in ("light", "direct-heavy", "escalated")
+        assert ext["model"] in [m.name for m in paper_profile.models]
+        assert ext["total_s"] >= ext["queue_s"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x" * 4001}, "prompt"),
+        ({}, "prompt"),
+        ({"prompt": "x", "n": 0}, "n"),
+        ({"prompt": "x", "n": 99}, "n"),
+        ({"prompt": "x", "size": "512x512"}, "size"),
+        ({"prompt": "x", "size": "big"}, "size"),
+        ({"prompt": "x", "model": "dall-e-3"}, "model"),
+        ({"prompt": "x", "response_format": "url"}, "response_format"),
+        ({"prompt": "x", "n": "two"}, "n"),
+    ],
+)
+def test_invalid_input_gets_openai_style_400(paper_profile, payload, param):
+    async def go(c):  # noqa: ANN001, ANN202
+        return await c.post("/v1/images/generations", json=payload)
+
+    r = run(with_client(paper_app(paper_profile), go))
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == "invalid_request_error" and err["param"] == param
+
+
+def test_malformed_json_is_400(paper_profile):
+    async def go(c):  # noqa: ANN001, ANN202
+        return await c.post(
+            "/v1/images/generations",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+
+    r = run(with_client(paper_app(paper_profile), go))
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_model_bypasses_routing(paper_profile):
+    async def go(c):  # noqa: ANN001, ANN202
+        plan = (await c.get("/v1/plan")).json()["plan"]
+        model = next(iter(plan["gpus"]))
+        r = await c.post("/v1/images/generations", json={"prompt": "x", "model": model})
+        gone = next(m.name for m in paper_profile.models if m.name not in plan["gpus"])
+        r2 = await c.post("/v1/images/generations", json={"prompt": "x", "model": gone})
+        return model, r, r2
+
+    model, r, r2 = run(with_client(paper_app(paper_profile), go))
+    assert r.status_code == 200
+    ext = r.json()["data"][0]["hadis"]
+    assert ext["model"] == model and ext["path"] == "light" and ext["pair"] == [model]
+    assert r2.status_code == 503 and r2.json()["error"]["code"] == "model_not_loaded"
+
+
+def test_health_ready_models_plan_metrics(paper_profile):
+    async def go(c):  # noqa: ANN001, ANN202
+        await c.post("/v1/images/generations", json={"prompt": "a dog"})
+        return [
+            await c.get(p) for p in ("/healthz", "/readyz", "/v1/models", "/v1/plan", "/metrics")
+        ]
+
+    health, ready, models, plan, metrics = run(with_client(paper_app(paper_profile), go))
+    assert health.json() == {"status": "ok"} and ready.status_code == 200
+    ids = [m["id"] for m in models.json()["data"]]
+    assert ids[0] == "auto" and "sd35-large" in ids
+    p = plan.json()
+    assert p["router"] == "reference" and p["discriminator"] == "reference"
+    assert p["executor"] == "profile" and sum(p["plan"]["gpus"].values()) == 16
+    assert len(p["workers"]) == 16 and p["model_switches"]
+    text = metrics.text
+    for name in (
+        "hadis_requests_total",
+        "hadis_request_latency_seconds_bucket",
+        "hadis_queries_total",
+        "hadis_batch_size_bucket",
+        "hadis_queue_length",
+        "hadis_gpus",
+        "hadis_config_info",
+        "hadis_model_switch_seconds_bucket",
+    ):
+        assert name in text, name
+    assert 'hadis_requests_total{outcome="ok"} 1.0' in text
+
+
+def test_not_ready_is_503(paper_profile):
+    # a 30 s switch delay at time scale 1: workers are still loading their first model
+    app = build_app(
+        paper_profile,
+        ServeConfig(workers=2, time_scale=1.0, switch_delay_s=30.0),
+        executor="profile",
+    )
+
+    async def go():  # noqa: ANN202
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
+                return (
+                    await c.get("/readyz"),
+                    await c.post("/v1/images/generations", json={"prompt": "x"}),
+                )
+
+    ready, gen = asyncio.run(go())
+    assert ready.status_code == 503 and gen.status_code == 503
+    assert gen.headers["retry-after"] and gen.json()["error"]["code"] == "not_ready"
+
+
+def test_overload_gets_429_quickly_and_nothing_hangs(paper_profile):
+    """5x the capacity for a bounded time: every request ends; excess gets 429 fast."""
+    app = paper_app(
+        paper_profile, workers=2, initial_demand_qps=0.05, max_queue=50, time_scale=0.002
+    )
+
+    async def go(c):  # noqa: ANN001, ANN202
+        service = app.state.service
+        cap = sum(service.plan.capacity_qps.values())  # profile q/s
+        rate = 5 * cap / service.config.time_scale  # real requests per second
+        n = 300
+        t0 = asyncio.get_running_loop().time()
+
+        async def one(i):  # noqa: ANN001, ANN202
+            await asyncio.sleep(i / rate)
+            start = asyncio.get_running_loop().time()
+            r = await c.post("/v1/images/generations", json={"prompt": f"p{i}"})
+            return r.status_code, asyncio.get_running_loop().time() - start, r
+
+        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), 120)
+        queued_after = sum(len(q) for q in service.engine.queues.values())
+        await asyncio.sleep(2 * service.config.slo_s * service.config.time_scale)
+        recovered = await c.post("/v1/images/generations", json={"prompt": "after"})
+        return results, queued_after, recovered, asyncio.get_running_loop().time() - t0
+
+    results, queued_after, recovered, elapsed = run(with_client(app, go))
+    codes = [c for c, _, _ in results]
+    assert len(codes) == 300 and set(codes) <= {200, 429, 504}
+    assert codes.count(429) > 0 and codes.count(200) > 0
+    rejected = [t for c, t, _ in results if c == 429]
+    assert max(rejected) < 0.05  # rejected at once, not after waiting
+    for c, _, r in results:
+        if c == 429:
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.json()["error"]["type"] == "rate_limit_error"
+    assert queued_after <= 50 + 4  # the queue stays bounded
+    assert recovered.status_code == 200  # the server recovers
+
+
+def test_access_log_line_per_request(paper_profile, caplog):
+    async def go(c):  # noqa: ANN001, ANN202
+        await c.post(
+            "/v1/images/generations", json={"prompt": "a cat"}, headers={"X-Request-ID": "rid-1"}
+        )
+
+    with caplog.at_level("INFO", logger="hadis.access"):
+        run(with_client(paper_app(paper_profile), go))
+    lines = [json.loads(r.message) for r in caplog.records if r.name == "hadis.access"]
+    assert len(lines) == 1 and lines[0]["request_id"] == "rid-1"
+    assert lines[0]["outcome"] == "ok"
