@@ -8,9 +8,9 @@ import sys
 
 import scipy
 
-from benchmarks import planner_bench, sim_bench
+from benchmarks import planner_bench, serve_bench, sim_bench
 
-SUITES = {"planner": planner_bench.main, "sim": sim_bench.main}
+SUITES = {"planner": planner_bench.main, "sim": sim_bench.main, "serve": serve_bench.main}
 
 
 def main(argv: list[str]) -> None:

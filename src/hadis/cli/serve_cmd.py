@@ -110,7 +110,7 @@ def load_command(
         tr = azure_functions(lo, hi, point_seconds, seed)
     else:
         tr = load_trace_csv(trace, seed=seed)
-    s = asyncio.run(replay(url, tr, prof, slo_s=slo, gpus=gpus, time_scale=time_scale))
+    s = asyncio.run(replay(url, tr, prof, slo_s=slo, gpus=gpus, time_scale=time_scale, seed=seed))
     keys = (
         "violation_ratio",
         "quality",

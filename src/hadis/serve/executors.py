@@ -86,6 +86,21 @@ class ProfileExecutor:
         return BatchOutput(images, time.perf_counter() - start)
 
 
+class InstantExecutor:
+    """Benchmark executor: returns placeholder images at once and loads models instantly,
+    so that what is measured is the data plane alone (HTTP, routing, engine, threads)."""
+
+    name = "instant"
+
+    def load(self, model: str) -> float:
+        return 0.0
+
+    def generate(
+        self, model: str, prompts: list[str], seeds: list[int], size: tuple[int, int]
+    ) -> BatchOutput:
+        return BatchOutput([placeholder_png(model, tuple(size)) for _ in prompts], 0.0)
+
+
 class DiffusersExecutor:
     """Runs real diffusers pipelines: `DiffusionPipeline.from_pretrained(source)` of the
     profile's model (a model id or a local path), with the profile's steps and guidance,
@@ -117,16 +132,19 @@ class DiffusersExecutor:
         self._pipe = None
 
     def load(self, model: str) -> float:
+        import diffusers
         import torch
         from diffusers import DiffusionPipeline
 
         start = time.perf_counter()
         variant = self.profile.model(model)
+        # diffusers >= 0.40 renamed torch_dtype to dtype
+        dtype_key = "dtype" if _version_at_least(diffusers.__version__, 0, 40) else "torch_dtype"
         try:
             pipe = DiffusionPipeline.from_pretrained(
                 variant.source,
-                torch_dtype=getattr(torch, self.dtype),
                 local_files_only=self.local_files_only,
+                **{dtype_key: getattr(torch, self.dtype)},
             )
         except Exception as e:  # noqa: BLE001  (diffusers raises many kinds)
             raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
@@ -158,7 +176,15 @@ class DiffusersExecutor:
         return BatchOutput(images, time.perf_counter() - start)
 
 
-EXECUTORS = ("diffusers", "profile")
+def _version_at_least(version: str, major: int, minor: int) -> bool:
+    parts = version.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (ValueError, IndexError):
+        return True
+
+
+EXECUTORS = ("diffusers", "profile", "instant")
 
 
 def make_executor_factory(
@@ -174,6 +200,8 @@ def make_executor_factory(
     """A callable that builds one executor per worker."""
     if name == "profile":
         return lambda: ProfileExecutor(profile, time_scale, switch_delay_s)
+    if name == "instant":
+        return InstantExecutor
     if name == "diffusers":
         DiffusersExecutor(profile, device, dtype, local_files_only)  # fail fast on imports
         return lambda: DiffusersExecutor(profile, device, dtype, local_files_only)

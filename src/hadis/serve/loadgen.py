@@ -1,8 +1,9 @@
 """Replay a trace against a running server over HTTP; report what `hadis simulate` reports.
 
 Arrival times are multiplied by the server's time scale; each query becomes one request
-(n = 1) for its reference prompt. A request counts as late when its latency exceeds
-SLO x time scale, and as dropped when it did not get an image (429, 503, 504, errors).
+(n = 1) for its reference prompt, with the image seed the simulator would draw for it.
+A request counts as late when its latency exceeds SLO x time scale, and as dropped when
+it did not get an image (429, 503, 504, errors).
 Quality is computed from the path and pair the server reports for each image.
 """
 
@@ -18,6 +19,7 @@ import httpx
 from hadis.engine import DROPPED, SERVED, MetricsRecorder, QualityTable, Query, summarize
 from hadis.profiles import Profile
 from hadis.routing.reference import reference_prompts
+from hadis.sim.simulator import trace_image_seeds
 from hadis.sim.trace import Trace
 
 
@@ -33,8 +35,10 @@ async def replay(
     timeout_s: float | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[float], None] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     prompts = reference_prompts()
+    image_seeds = trace_image_seeds(trace, seed)  # the simulator's, for parity
     recorder = MetricsRecorder()
     statuses: dict[int, int] = {}
     limit = timeout_s or 3 * slo_s * time_scale + 10
@@ -56,7 +60,7 @@ async def replay(
             q = Query(i, (sent - start) / time_scale, pid)
             try:
                 r = await client.post(
-                    "/v1/images/generations", json={"prompt": text, "n": 1, "seed": i}
+                    "/v1/images/generations", json={"prompt": text, "n": 1, "seed": image_seeds[i]}
                 )
                 status = r.status_code
                 body = r.json() if status == 200 else None

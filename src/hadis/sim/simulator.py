@@ -71,6 +71,12 @@ class SimResult:
     events: int
 
 
+def trace_image_seeds(trace: Trace, seed: int) -> list[int]:
+    """Which of a prompt's four reference images each query gets (the live load generator
+    sends the same seeds, for parity)."""
+    return np.random.default_rng(seed + 1).integers(0, 4, size=len(trace)).tolist()
+
+
 def initial_demand(trace: Trace, config: SimConfig) -> float:
     """Demand assumed by the first plan: given, or the trace's rate in its first period.
 
@@ -119,8 +125,7 @@ def simulate(
             overprovision=config.overprovision,
         ),
     )
-    rng = np.random.default_rng(config.seed + 1)
-    image_seeds = rng.integers(0, 4, size=len(trace)).tolist()
+    image_seeds = trace_image_seeds(trace, config.seed)
     noise_rng = np.random.default_rng(config.seed + 2)
     sigma = config.latency_noise
     latency = {

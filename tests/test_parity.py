@@ -1,0 +1,56 @@
+"""Sim-vs-live parity: the same trace and seed through `simulate` and the live server."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from hadis.serve import ServeConfig, build_app
+from hadis.serve.loadgen import replay
+from hadis.sim.simulator import SimConfig, initial_demand, simulate
+from hadis.sim.trace import Trace, azure_functions
+
+TIME_SCALE = 0.02  # 50x faster than real time: SLO 60 s -> 1.2 s
+
+
+@pytest.mark.slow
+def test_live_server_matches_simulator(paper_profile):
+    full = azure_functions(seed=0)
+    keep = (full.arrival_s >= 1800) & (full.arrival_s < 2400)  # 600 s around the peak
+    trace = Trace(full.arrival_s[keep] - 1800, full.prompt_id[keep], name="slice")
+    sim_cfg = SimConfig(gpus=16, slo_s=60.0, seed=0)
+    sim = simulate(paper_profile, trace, "hadis", sim_cfg).summary
+
+    cfg = ServeConfig(
+        workers=16,
+        slo_s=60.0,
+        time_scale=TIME_SCALE,
+        admission=False,
+        initial_demand_qps=initial_demand(trace, sim_cfg),
+    )
+    app = build_app(paper_profile, cfg, executor="profile")
+
+    async def go():  # noqa: ANN202
+        async with app.router.lifespan_context(app):
+            while not app.state.service.ready:
+                await asyncio.sleep(0.01)
+            return await replay(
+                "http://hadis",
+                trace,
+                paper_profile,
+                slo_s=60.0,
+                gpus=16,
+                time_scale=TIME_SCALE,
+                transport=httpx.ASGITransport(app=app),
+            )
+
+    live = asyncio.run(go())
+    assert live["queries"] == sim["queries"] == len(trace)
+    # Stated tolerance: violation ratio within 0.02 absolute, served quality within 2.5%.
+    # The gap (measured: FID 23.96 simulated vs 24.16 live, 0 violations in both) comes
+    # from the controller: live ticks see arrivals shifted by HTTP and scheduling delays
+    # (x50 at this time scale), so the demand estimate differs slightly and the planner
+    # picks other, near-tied configurations (e.g. more direct-heavy, fewer escalations).
+    assert abs(live["violation_ratio"] - sim["violation_ratio"]) <= 0.02
+    assert abs(live["quality"] - sim["quality"]) <= 0.025 * sim["quality"]
+    assert live["http_status"].get("200", 0) >= 0.97 * len(trace)
