@@ -218,3 +218,27 @@ def test_access_log_line_per_request(paper_profile, caplog):
     lines = [json.loads(r.message) for r in caplog.records if r.name == "hadis.access"]
     assert len(lines) == 1 and lines[0]["request_id"] == "rid-1"
     assert lines[0]["outcome"] == "ok"
+
+
+def test_failed_model_load_keeps_server_not_ready(paper_profile):
+    # diffusers cannot load the paper's hub ids offline: readiness says why
+    pytest.importorskip("diffusers")
+    app = build_app(
+        paper_profile, ServeConfig(workers=1), executor="diffusers", local_files_only=True
+    )
+
+    async def go():  # noqa: ANN202
+        async with app.router.lifespan_context(app):
+            service = app.state.service
+            for _ in range(3000):  # importing diffusers can take seconds
+                if service.load_errors:
+                    break
+                await asyncio.sleep(0.01)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
+                return await c.get("/readyz")
+
+    r = asyncio.run(go())
+    assert r.status_code == 503
+    err = r.json()["error"]
+    assert err["code"] == "load_failed" and "cannot load model" in err["message"]

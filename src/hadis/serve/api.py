@@ -258,6 +258,15 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
     async def readyz() -> JSONResponse:
         if service.ready:
             return JSONResponse({"status": "ready"})
+        if service.load_errors:
+            return error_response(
+                ApiError(
+                    503,
+                    f"not ready: {service.load_errors[-1]}",
+                    "service_unavailable",
+                    code="load_failed",
+                )
+            )
         return error_response(
             ApiError(
                 503,

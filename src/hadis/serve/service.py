@@ -124,6 +124,7 @@ class LiveService:
         self.on_ready = on_ready
         self.ready = False
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
+        self.load_errors: list[str] = []
         self._ids = itertools.count()
         self._prompt_ids = {p: i for i, p in enumerate(reference_prompts())}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -168,7 +169,7 @@ class LiveService:
         self._executors = [self.executor_factory() for _ in range(cfg.workers)]
         self._run(self.controller.start(self.now()))
         self._tasks.append(asyncio.create_task(self._control_loop()))
-        if self._loading == 0:
+        if self._loading == 0 and not self.load_errors:
             self._set_ready()
 
     def _set_ready(self) -> None:
@@ -352,15 +353,17 @@ class LiveService:
         self._loading -= 1
         try:
             seconds = fut.result()
-        except Exception:  # noqa: BLE001
-            log.exception("worker %d could not load %s", worker, model)
-            seconds = math.nan
+        except Exception as e:  # noqa: BLE001
+            # the worker stays out of service (switching) and the server not ready
+            log.error("worker %d could not load %s: %s", worker, model, e)
+            self.load_errors.append(f"worker {worker}: {e}")
+            return
         self.switch_seconds.append((worker, model, seconds))
         for listener in self.listeners:
             if hasattr(listener, "on_switch"):
                 listener.on_switch(worker, model, seconds)
         self._run(self.engine.worker_ready(self.now(), worker))  # type: ignore[union-attr]
-        if self._loading == 0:
+        if self._loading == 0 and not self.load_errors:
             self._set_ready()
 
     # ------------------------------------------------------------------ control loop
