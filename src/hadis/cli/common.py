@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from hadis.errors import HadisError
 
@@ -37,3 +38,36 @@ def user_errors(fn: F) -> F:
             sys.stderr.close()
 
     return wrapper  # type: ignore[return-value]
+
+
+SUMMARY_KEYS = (
+    "violation_ratio",
+    "quality",
+    "served",
+    "dropped",
+    "late",
+    "queries",
+    "paths",
+    "latency_p50_s",
+    "latency_p99_s",
+)
+
+
+def summary_table(
+    title: str, summaries: dict[str, dict[str, Any]], metric: str, first: str = "policy"
+) -> Table:
+    """One row per run: violation ratio, mean quality, served, dropped, late."""
+    table = Table(
+        first, "violation ratio", f"mean {metric}", "served", "dropped", "late", title=title
+    )
+    for label, s in summaries.items():
+        q = "-" if s["quality"] is None else f"{s['quality']:.2f}"
+        table.add_row(
+            label,
+            f"{s['violation_ratio']:.4f}",
+            q,
+            str(s["served"]),
+            str(s["dropped"]),
+            str(s["late"]),
+        )
+    return table

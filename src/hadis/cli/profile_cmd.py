@@ -9,6 +9,7 @@ from rich.table import Table
 
 from hadis.cli.common import console, user_errors
 from hadis.profiles import bundled_profiles, load_profile, pareto_table
+from hadis.profiles.io import config_row_dict
 
 app = typer.Typer(help="Inspect model-pool profiles (list, show).", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def show_command(
     p = load_profile(profile)
     rows = pareto_table(p, per_pair=per_pair, adjacent_only=not all_pairs)
     if as_json:
-        typer.echo(json.dumps([_row(r) for r in rows], indent=1))
+        typer.echo(json.dumps([config_row_dict(r) for r in rows], indent=1))
         return
     console.print(f"[bold]{p.name}[/] on {p.gpu_type}: {p.description}")
     console.print(f"provenance: {p.provenance}", highlight=False)
@@ -74,15 +75,3 @@ def show_command(
             f"{r.quality:.2f}",
         )
     console.print(front)
-
-
-def _row(r) -> dict:  # noqa: ANN001
-    return {
-        "light": r.light,
-        "heavy": r.heavy,
-        "r": r.r,
-        "d": r.d,
-        "f": r.f,
-        "quality": r.quality,
-        "latency_s": r.latency_s,
-    }

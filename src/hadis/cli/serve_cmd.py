@@ -7,16 +7,14 @@ import json
 import logging
 
 import typer
-from rich.table import Table
 
-from hadis.cli.common import console, err_console, user_errors
-from hadis.cli.trace_cmd import parse_range
+from hadis.cli.common import SUMMARY_KEYS, console, err_console, summary_table, user_errors
+from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import load_profile
 from hadis.routing.simple import DISCRIMINATORS, ROUTERS
 from hadis.serve.executors import EXECUTORS
-from hadis.sim.trace import azure_functions, load_trace_csv
 
 
 @user_errors
@@ -105,44 +103,11 @@ def load_command(
     from hadis.serve.loadgen import replay
 
     prof = load_profile(profile)
-    if trace == "azure-functions":
-        lo, hi = parse_range(qps)
-        tr = azure_functions(lo, hi, point_seconds, seed)
-    else:
-        tr = load_trace_csv(trace, seed=seed)
+    tr = resolve_trace(trace, qps, point_seconds, seed)
     s = asyncio.run(replay(url, tr, prof, slo_s=slo, gpus=gpus, time_scale=time_scale, seed=seed))
-    keys = (
-        "violation_ratio",
-        "quality",
-        "served",
-        "dropped",
-        "late",
-        "queries",
-        "paths",
-        "latency_p50_s",
-        "latency_p99_s",
-        "http_status",
-    )
     if as_json:
+        keys = (*SUMMARY_KEYS, "http_status")
         typer.echo(json.dumps({"live": {k: s[k] for k in keys}}, indent=1))
         return
-    table = Table(
-        "run",
-        "violation ratio",
-        f"mean {prof.metric.name}",
-        "served",
-        "dropped",
-        "late",
-        "HTTP status",
-    )
-    q = "-" if s["quality"] is None else f"{s['quality']:.2f}"
-    table.add_row(
-        "live",
-        f"{s['violation_ratio']:.4f}",
-        q,
-        str(s["served"]),
-        str(s["dropped"]),
-        str(s["late"]),
-        json.dumps(s["http_status"]),
-    )
-    console.print(table)
+    title = f"{url}: {len(tr)} requests, HTTP status {json.dumps(s['http_status'])}"
+    console.print(summary_table(title, {"live": s}, prof.metric.name, first="run"))

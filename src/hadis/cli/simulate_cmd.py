@@ -8,32 +8,17 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from hadis.cli.common import console, err_console, user_errors
-from hadis.cli.trace_cmd import parse_range
+from hadis.cli.common import SUMMARY_KEYS, console, err_console, summary_table, user_errors
+from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
 from hadis.planner.hadis_policy import TABLE_CHOICES
 from hadis.profiles import load_profile
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
 from hadis.sim.simulator import SimConfig
-from hadis.sim.trace import azure_functions, load_trace_csv
 
-_JSON_KEYS = (
-    "violation_ratio",
-    "quality",
-    "served",
-    "dropped",
-    "late",
-    "queries",
-    "paths",
-    "latency_p50_s",
-    "latency_p99_s",
-    "utilisation",
-    "plan_changes",
-    "fluid_bound",
-)
+_JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_bound")
 
 
 @user_errors
@@ -78,11 +63,7 @@ def simulate_command(
         check_s=min(10.0, replan_period),
         policy_options={"table": table},
     )
-    if trace == "azure-functions":
-        lo, hi = parse_range(qps)
-        tr = azure_functions(lo, hi, point_seconds, seed)
-    else:
-        tr = load_trace_csv(trace, seed=seed)
+    tr = resolve_trace(trace, qps, point_seconds, seed)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description:<14}"),
@@ -127,26 +108,12 @@ def simulate_command(
         )
         return
     metric = prof.metric
-    table_out = Table(
-        "policy",
-        "violation ratio",
-        f"mean {metric.name}",
-        "served",
-        "dropped",
-        "late",
-        title=f"{tr.name}: {len(tr)} queries over {tr.duration_s:.0f} s, {gpus} GPUs, "
-        f"SLO {slo:g} s, seed {seed} ({metric.name}: {metric.direction.value} is better)",
+    labelled = {
+        (f"{n} (fluid bound)" if s.get("fluid_bound") else n): s for n, s in summaries.items()
+    }
+    title = (
+        f"{tr.name}: {len(tr)} queries over {tr.duration_s:.0f} s, {gpus} GPUs, "
+        f"SLO {slo:g} s, seed {seed} ({metric.name}: {metric.direction.value} is better)"
     )
-    for n, s in summaries.items():
-        label = f"{n} (fluid bound)" if s.get("fluid_bound") else n
-        q = "-" if s["quality"] is None else f"{s['quality']:.2f}"
-        table_out.add_row(
-            label,
-            f"{s['violation_ratio']:.4f}",
-            q,
-            str(s["served"]),
-            str(s["dropped"]),
-            str(s["late"]),
-        )
-    console.print(table_out)
+    console.print(summary_table(title, labelled, metric.name))
     console.print(f"simulated in {elapsed:.1f} s" + (f"; results in {out}/" if out else ""))

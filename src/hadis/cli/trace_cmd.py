@@ -8,7 +8,15 @@ import typer
 
 from hadis.cli.common import console, user_errors
 from hadis.errors import HadisError
-from hadis.sim.trace import Trace, azure_functions, constant, parse_levels, step, write_trace_csv
+from hadis.sim.trace import (
+    Trace,
+    azure_functions,
+    constant,
+    load_trace_csv,
+    parse_levels,
+    step,
+    write_trace_csv,
+)
 
 app = typer.Typer(
     help="Generate workload traces (CSV: arrival_s, prompt_id).", no_args_is_help=True
@@ -22,6 +30,14 @@ def parse_range(text: str) -> tuple[float, float]:
     except ValueError:
         raise HadisError(f"--qps must look like MIN:MAX (e.g. 1.0:6.4), got {text!r}") from None
     return lo, hi
+
+
+def resolve_trace(trace: str, qps: str, point_seconds: float, seed: int) -> Trace:
+    """A trace CSV file, or 'azure-functions' built from --qps and --point-seconds."""
+    if trace == "azure-functions":
+        lo, hi = parse_range(qps)
+        return azure_functions(lo, hi, point_seconds, seed)
+    return load_trace_csv(trace, seed=seed)
 
 
 def _write(trace: Trace, out: Path) -> None:

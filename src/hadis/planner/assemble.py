@@ -57,7 +57,7 @@ def assemble_plan(
 
     paths: dict[str, float] = {}
     if split is not None:
-        paths = {f"{m}": path(m) for m in shares}
+        paths = {m: path(m) for m in shares}
     else:
         if cand.r < 1:
             paths["light"] = path(cand.light)

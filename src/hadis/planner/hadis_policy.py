@@ -41,7 +41,7 @@ def throughput_fallback(
 
     name = max(names, key=lambda n: req.profile.model(n).capacity_qps(best_batch(n)))
     cand = single_model(req.profile, name)
-    plan = assemble_plan(
+    return assemble_plan(
         req,
         policy,
         cand,
@@ -51,7 +51,6 @@ def throughput_fallback(
         solve_ms=solve_ms,
         note="no configuration carries the demand within the SLO: throughput fallback",
     )
-    return plan
 
 
 SOLVERS = {"milp": solve_milp, "enumerate": solve_enumerate}

@@ -173,18 +173,20 @@ def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, An
             }
             for m in profile.models
         ],
-        "configs": [
-            {
-                "light": c.light,
-                "heavy": c.heavy,
-                "r": c.r,
-                "d": c.d,
-                "f": c.f,
-                "quality": c.quality,
-                "latency_s": c.latency_s,
-            }
-            for c in profile.configs
-        ],
+        "configs": [config_row_dict(c) for c in profile.configs],
+    }
+
+
+def config_row_dict(c: ConfigRow) -> dict[str, Any]:
+    """One configuration row as it appears in a profile file."""
+    return {
+        "light": c.light,
+        "heavy": c.heavy,
+        "r": c.r,
+        "d": c.d,
+        "f": c.f,
+        "quality": c.quality,
+        "latency_s": c.latency_s,
     }
 
 
