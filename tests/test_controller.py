@@ -1,0 +1,83 @@
+import pytest
+
+from hadis.engine import Controller, ControllerConfig, Engine, EngineConfig, MetricsRecorder
+from hadis.engine.query import Query
+from hadis.planner import HadisPolicy
+from tests.engine_helpers import TableDiscriminator, TableRouter
+
+
+class FlakyPolicy:
+    """Plans like hadis, except when told to fail."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.inner = HadisPolicy()
+        self.fail = False
+        self.requests = []
+
+    def plan(self, req):  # noqa: ANN001, ANN201
+        self.requests.append(req)
+        if self.fail:
+            raise RuntimeError("solver crashed")
+        return self.inner.plan(req)
+
+
+@pytest.fixture
+def setup(paper_profile):
+    engine = Engine(
+        paper_profile,
+        16,
+        EngineConfig(slo_s=60.0),
+        TableRouter([0.0] * 5000),
+        TableDiscriminator([1.0] * 5000),
+        MetricsRecorder(),
+    )
+    policy = FlakyPolicy()
+    ctl = Controller(
+        engine, policy, 16, ControllerConfig(period_s=50.0, check_s=10.0, initial_demand_qps=1.0)
+    )
+    return engine, policy, ctl
+
+
+def test_demand_is_an_ewma_of_arrival_rates(setup):
+    engine, policy, ctl = setup
+    ctl.start(0.0)
+    for t in range(1, 51):  # 5 arrivals per second for 50 s (observed, not queued)
+        for k in range(5):
+            ctl.observe_arrival(t - 1 + k / 5)
+        if t % 10 == 0:
+            ctl.tick(float(t))
+    assert ctl.demand_qps == pytest.approx(5.0)
+    assert len(policy.requests) == 2  # the first plan and the one at t = 50
+    assert policy.requests[-1].demand_qps == pytest.approx(5.0)
+    for i in range(25):  # demand halves (2.5 q/s): the EWMA moves by alpha of the gap
+        ctl.observe_arrival(50 + i * 0.4)
+    ctl.tick(60.0)
+    a = ctl.config.ewma_alpha
+    assert ctl.demand_qps == pytest.approx(a * 2.5 + (1 - a) * 5.0)
+
+
+def test_failed_planner_keeps_last_plan(setup):
+    engine, policy, ctl = setup
+    ctl.start(0.0)
+    first = ctl.plan
+    policy.fail = True
+    for t in (10.0, 20.0, 30.0, 40.0, 50.0):
+        ctl.tick(t)
+    assert ctl.failures == 1 and ctl.plan is first and engine.plan is first
+    policy.fail = False
+    for t in (60.0, 70.0, 80.0, 90.0, 100.0):
+        ctl.tick(t)
+    assert ctl.failures == 1 and ctl.plan is not first
+
+
+def test_backlog_triggers_an_early_replan(setup):
+    engine, policy, ctl = setup
+    ctl.start(0.0)
+    for i in range(400):  # a burst far beyond the plan's capacity
+        ctl.observe_arrival(1.0)
+        engine.submit(1.0, Query(i, 1.0, 0))
+    ctl.tick(10.0)
+    assert ctl.early_replans == 1 and len(policy.requests) == 2
+    assert policy.requests[-1].queue  # the planner saw the queues
