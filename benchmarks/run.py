@@ -10,7 +10,12 @@ import scipy
 
 from benchmarks import planner_bench, serve_bench, sim_bench
 
-SUITES = {"planner": planner_bench.main, "sim": sim_bench.main, "serve": serve_bench.main}
+SUITES = {
+    "planner": planner_bench.main,
+    "sim": sim_bench.main,
+    "serve": serve_bench.main,
+    "router": lambda: __import__("benchmarks.router_bench").router_bench.main(),
+}
 
 
 def main(argv: list[str]) -> None:

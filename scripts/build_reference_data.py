@@ -50,6 +50,12 @@ def main(shared: Path) -> None:
         shared / "traces" / "azure_functions_shape.csv",
         out / "traces" / "azure_functions_shape.csv",
     )
+    # the router's abstractness feature only needs the words with Conc.M < 2.5
+    with open(shared / "lexicon" / "concreteness.csv", newline="") as fh:
+        abstract = {r["Word"].lower() for r in csv.DictReader(fh) if float(r["Conc.M"]) < 2.5}
+    (out / "lexicon").mkdir(exist_ok=True)
+    (out / "lexicon" / "abstract_words.txt").write_text("\n".join(sorted(abstract)) + "\n")
+    shutil.copy(shared / "lexicon" / "spatial_terms.txt", out / "lexicon" / "spatial_terms.txt")
     print("wrote", out / "reference", out / "traces")
 
 

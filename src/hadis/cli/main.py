@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hadis import __version__
-from hadis.cli import plan_cmd, profile_cmd, serve_cmd, simulate_cmd, trace_cmd
+from hadis.cli import plan_cmd, profile_cmd, route_cmd, serve_cmd, simulate_cmd, trace_cmd
 
 app = typer.Typer(
     help="hadis: hybrid adaptive serving of text-to-image diffusion models.",
@@ -19,6 +19,7 @@ app.command("plan")(plan_cmd.plan_command)
 app.command("simulate")(simulate_cmd.simulate_command)
 app.command("serve")(serve_cmd.serve_command)
 app.command("load")(serve_cmd.load_command)
+app.command("route")(route_cmd.route_command)
 
 
 @app.command("version")

@@ -1,5 +1,6 @@
 """Stand-in routers and discriminators for serving before trained ones are configured.
 
+`online`: the paper's router computed from the prompt text (hadis.routing.features).
 `none`: never routes to heavy / never escalates. `random`: a seeded pseudo-random score per
 prompt (router) or per prompt and image (discriminator), uniform in [0, 1), so that r and d
 still mean fractions. `reference`: the paper's per-prompt data (prompts of the reference set
@@ -108,7 +109,7 @@ class _ReferenceOrRandomDiscriminator:
         return self.fallback.threshold(model, d)
 
 
-ROUTERS = ("reference", "random", "none")
+ROUTERS = ("reference", "online", "random", "none")
 DISCRIMINATORS = ("reference", "random", "none")
 
 
@@ -119,6 +120,10 @@ def make_router(name: str, seed: int = 0) -> Router:
         return RandomRouter(seed)
     if name == "reference":
         return _ReferenceOrRandomRouter(seed)
+    if name == "online":
+        from hadis.routing.features import OnlineRouter
+
+        return OnlineRouter()
     raise HadisError(f"unknown router {name!r}; valid: {', '.join(ROUTERS)}")
 
 

@@ -199,6 +199,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     code="rate_limit_exceeded",
                     headers={"Retry-After": str(service.retry_after_real_s(e))},
                 ) from e
+            await service.prescore(body.prompt)
             futures = service.submit(body.prompt, body.n, size, body.seed, model)
             deadline = 2 * service.config.slo_s * service.config.time_scale
             try:

@@ -229,6 +229,12 @@ class LiveService:
         seconds = err.retry_after_s * self.config.time_scale
         return max(1, math.ceil(min(seconds, 3600.0)))
 
+    async def prescore(self, prompt: str) -> None:
+        """Score the prompt with an expensive router in a thread (it caches the result), so
+        that the engine's own call on the loop is a cache hit."""
+        if getattr(self.router, "expensive", False):
+            await asyncio.to_thread(self.router.score, self.prompt_id(prompt), prompt)
+
     def prompt_id(self, prompt: str) -> int | None:
         """The reference prompt id of a prompt text, if it is one."""
         return self._prompt_ids.get(prompt)
