@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import math
 import random
 from dataclasses import dataclass
 from typing import Protocol
@@ -241,7 +242,8 @@ class Engine:
         self.listener.on_batch(worker, w.loaded or "", len(batch), w.started_s, now)
         plan = self.plan
         assert plan is not None
-        heavy = plan.heavy if self._split is None else None
+        # no discriminator call when nothing can be escalated (single model, split, d = 0)
+        heavy = plan.heavy if self._split is None and self._disc_cut > -math.inf else None
         model = w.loaded
         escalated = False
         confidence = self.discriminator.confidence
