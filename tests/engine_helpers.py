@@ -35,7 +35,7 @@ class TableDiscriminator:
         self.conf = conf
         self._sorted = sorted(conf)
 
-    def confidence(self, model, prompt_id, image_seed):  # noqa: ANN001, ANN201
+    def confidence(self, model, prompt_id, image_seed, image=None):  # noqa: ANN001, ANN201
         return self.conf[prompt_id]
 
     def threshold(self, model, d):  # noqa: ANN001, ANN201

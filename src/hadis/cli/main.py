@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from hadis import __version__
-from hadis.cli import plan_cmd, profile_cmd, route_cmd, serve_cmd, simulate_cmd, trace_cmd
+from hadis.cli import (
+    discriminator_cmd,
+    plan_cmd,
+    profile_cmd,
+    route_cmd,
+    serve_cmd,
+    simulate_cmd,
+    trace_cmd,
+)
 
 app = typer.Typer(
     help="hadis: hybrid adaptive serving of text-to-image diffusion models.",
@@ -15,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(trace_cmd.app, name="trace")
+app.add_typer(discriminator_cmd.app, name="discriminator")
 app.command("plan")(plan_cmd.plan_command)
 app.command("simulate")(simulate_cmd.simulate_command)
 app.command("serve")(serve_cmd.serve_command)

@@ -249,8 +249,10 @@ class Engine:
         confidence = self.discriminator.confidence
         for q in batch:
             if q.path == LIGHT and heavy is not None and heavy != model and q.pinned is None:
-                conf = confidence(model, q.prompt_id, q.image_seed)
-                q.confidence = conf
+                conf = q.confidence
+                if conf is None:  # not computed ahead by the driver
+                    conf = confidence(model, q.prompt_id, q.image_seed, q.image)
+                    q.confidence = conf
                 if conf < self._disc_cut:
                     q.path = ESCALATED
                     self._enqueue(q, heavy)

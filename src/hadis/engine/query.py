@@ -40,6 +40,7 @@ class Query:
         "confidence",
         "user",
         "pinned",
+        "image",
     )
 
     def __init__(
@@ -67,6 +68,7 @@ class Query:
         self.confidence: float | None = None
         self.user: object = None  # the driver's own handle (e.g. a future in the server)
         self.pinned = pinned  # a model the client asked for: no routing, no escalation
+        self.image: bytes | None = None  # the last generated image, when the driver has one
 
     def __repr__(self) -> str:
         return f"Query({self.qid}, t={self.arrival_s:.3f}, {self.path}, {self.status})"

@@ -28,12 +28,16 @@ class Router(Protocol):
 class Discriminator(Protocol):
     """Scores a light model's image; the confidence that it is good (P(real)), in [0, 1].
 
-    Called by the engine for every query after its light batch finished.
+    Called by the engine for every query after its light batch finished, with the image
+    (PNG bytes) when the driver has one (the server) and None in simulation. A driver may
+    compute it earlier, off the engine's thread, and set Query.confidence instead.
     """
 
     name: str
 
-    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float: ...
+    def confidence(
+        self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
+    ) -> float: ...
 
     def threshold(self, model: str, d: float) -> float:
         """Cut point: a fraction d of the model's reference images score strictly below it."""

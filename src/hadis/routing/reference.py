@@ -90,7 +90,9 @@ class ReferenceDiscriminator:
         self._sorted = {m: np.sort(a.ravel()) for m, a in self.p_real.items()}
         self._flat = {m: a.ravel().tolist() for m, a in self.p_real.items()}  # hot path
 
-    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+    def confidence(
+        self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
+    ) -> float:
         try:
             table = self._flat[model]
         except KeyError:

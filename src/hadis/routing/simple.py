@@ -1,6 +1,7 @@
 """Stand-in routers and discriminators for serving before trained ones are configured.
 
 `online`: the paper's router computed from the prompt text (hadis.routing.features).
+`trained:PATH`: a discriminator trained by `hadis discriminator train` (hadis.routing.trained).
 `none`: never routes to heavy / never escalates. `random`: a seeded pseudo-random score per
 prompt (router) or per prompt and image (discriminator), uniform in [0, 1), so that r and d
 still mean fractions. `reference`: the paper's per-prompt data (prompts of the reference set
@@ -48,7 +49,9 @@ class RandomRouter:
 class NoDiscriminator:
     name = "none"
 
-    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+    def confidence(
+        self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
+    ) -> float:
         return 1.0
 
     def threshold(self, model: str, d: float) -> float:
@@ -61,7 +64,9 @@ class RandomDiscriminator:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+    def confidence(
+        self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
+    ) -> float:
         return _uniform(self.seed, model, prompt_id, image_seed)
 
     def threshold(self, model: str, d: float) -> float:
@@ -96,9 +101,11 @@ class _ReferenceOrRandomDiscriminator:
         self.reference = ReferenceDiscriminator(profile)
         self.fallback = RandomDiscriminator(seed)
 
-    def confidence(self, model: str, prompt_id: int | None, image_seed: int) -> float:
+    def confidence(
+        self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
+    ) -> float:
         if prompt_id is not None and model in self.reference.p_real:
-            return self.reference.confidence(model, prompt_id, image_seed)
+            return self.reference.confidence(model, prompt_id, image_seed, image)
         u = self.fallback.confidence(model, prompt_id, image_seed)
         s = self.reference._sorted.get(model)  # noqa: SLF001
         return u if s is None else float(s[min(int(u * len(s)), len(s) - 1)])
@@ -110,7 +117,7 @@ class _ReferenceOrRandomDiscriminator:
 
 
 ROUTERS = ("reference", "online", "random", "none")
-DISCRIMINATORS = ("reference", "random", "none")
+DISCRIMINATORS = ("reference", "trained:PATH", "random", "none")
 
 
 def make_router(name: str, seed: int = 0) -> Router:
@@ -134,4 +141,8 @@ def make_discriminator(name: str, profile: Profile, seed: int = 0) -> Discrimina
         return RandomDiscriminator(seed)
     if name == "reference":
         return _ReferenceOrRandomDiscriminator(profile, seed)
+    if name.startswith("trained:"):
+        from hadis.routing.trained import TrainedDiscriminator
+
+        return TrainedDiscriminator.load(name.split(":", 1)[1])
     raise HadisError(f"unknown discriminator {name!r}; valid: {', '.join(DISCRIMINATORS)}")

@@ -29,7 +29,7 @@ from hadis.engine import (
     EngineConfig,
     Query,
 )
-from hadis.engine.query import DROPPED
+from hadis.engine.query import DROPPED, LIGHT
 from hadis.errors import HadisError
 from hadis.planner import Plan, get_policy
 from hadis.profiles import Profile
@@ -315,7 +315,7 @@ class LiveService:
         prompts = [q.prompt or "" for q in d.queries]
         seeds = [q.image_seed for q in d.queries]
         size = d.queries[0].user.size if isinstance(d.queries[0].user, Slot) else (64, 64)
-        fut = self._pools[d.worker].submit(executor.generate, d.model, prompts, seeds, size)
+        fut = self._pools[d.worker].submit(self._work, executor, d, prompts, seeds, size)
         fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f))
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
@@ -327,12 +327,25 @@ class LiveService:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
 
+    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size):  # noqa: ANN001, ANN202
+        """In the worker thread: generate, then score light images with an expensive
+        discriminator here rather than on the event loop."""
+        out = executor.generate(d.model, prompts, seeds, size)
+        confidences: list[float | None] = [None] * len(out.images)
+        if getattr(self.discriminator, "expensive", False):
+            for i, (q, image) in enumerate(zip(d.queries, out.images, strict=False)):
+                if q.path == LIGHT and q.pinned is None:
+                    confidences[i] = self.discriminator.confidence(
+                        d.model, q.prompt_id, q.image_seed, image
+                    )
+        return out, confidences
+
     def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future) -> None:
         engine = self.engine
         assert engine is not None
         now = self.now()
         try:
-            out = fut.result()
+            out, confidences = fut.result()
         except Exception as e:  # noqa: BLE001  (the executor's failure goes to the client)
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
             for q in d.queries:
@@ -340,7 +353,10 @@ class LiveService:
                     q.user.error = f"generation failed: {e}"
             self._run(engine.fail_batch(now, d.worker, "executor error"))
             return
-        for q, image in zip(d.queries, out.images, strict=False):
+        for q, image, conf in zip(d.queries, out.images, confidences, strict=False):
+            q.image = image
+            if conf is not None:
+                q.confidence = conf
             if isinstance(q.user, Slot):
                 q.user.image, q.user.model = image, d.model
         self._run(engine.batch_done(now, d.worker))
