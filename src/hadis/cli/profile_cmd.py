@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from hadis.cli.common import console, user_errors
+from hadis.errors import HadisError
 from hadis.profiles import bundled_profiles, load_profile, pareto_table
 from hadis.profiles.io import config_row_dict
 
-app = typer.Typer(help="Inspect model-pool profiles (list, show).", no_args_is_help=True)
+app = typer.Typer(help="Model-pool profiles: list, show, build.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -75,3 +77,70 @@ def show_command(
             f"{r.quality:.2f}",
         )
     console.print(front)
+
+
+@app.command("build")
+@user_errors
+def build_command(
+    pool: Path = typer.Option(..., help="Pool file (YAML or JSON): the variants to profile."),
+    prompts: Path = typer.Option(..., help="Prompt file, one prompt per line."),
+    reference: Path = typer.Option(..., help="Folder of reference (real) images for FID."),
+    out: Path = typer.Option(..., help="Profile file to write (JSON)."),
+    workdir: Path | None = typer.Option(
+        None, help="Cache of latencies, images and scores (default: OUT.work); reruns resume."
+    ),
+    router: str = typer.Option("online", help="Router scoring the prompts: online, random."),
+    discriminator: str = typer.Option(
+        "random", help="Discriminator scoring light images: trained:PATH, random."
+    ),
+    grid_step: float = typer.Option(0.1, help="Step of the r and d grids."),
+    repeats: int = typer.Option(3, help="Timed runs per batch size (after one warm-up)."),
+    max_prompts: int | None = typer.Option(None, help="Use only the first N prompts."),
+) -> None:
+    """Measure a pool (latency per batch size, images, scores, FID per (r, d)) into a profile."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from hadis.profiling import build_profile, load_pool
+
+    if not 0 < grid_step <= 1:
+        raise HadisError(f"grid step must be in (0, 1], got {grid_step}")
+    spec = load_pool(pool)
+    try:
+        lines = [p for p in prompts.read_text(encoding="utf-8").splitlines() if p.strip()]
+    except OSError as e:
+        raise HadisError(f"cannot read prompts {prompts}: {e.strerror}") from e
+    if max_prompts is not None:
+        lines = lines[:max_prompts]
+    if not reference.is_dir():
+        raise HadisError(f"not a folder: {reference}")
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        profile = build_profile(
+            spec,
+            lines,
+            reference,
+            workdir or out.with_suffix(".work"),
+            out,
+            router=router,
+            discriminator=discriminator,
+            grid_step=grid_step,
+            repeats=repeats,
+            progress=report,
+        )
+    front = pareto_table(profile, per_pair=False)
+    console.print(
+        f"wrote {out}: {len(profile.models)} models, {len(profile.configs)} "
+        f"configurations, {len(front)} on the Pareto front"
+    )

@@ -1,0 +1,221 @@
+"""`hadis profile build`: measure a pool for real and write its profile (see __init__)."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hadis.errors import HadisError
+from hadis.profiles import BatchRule, ConfigRow, Direction, Metric, ModelVariant, Profile
+from hadis.profiles.io import save_profile
+from hadis.profiling.pool import PoolSpec
+from hadis.profiling.quality import FidScorer, make_pixel_features
+from hadis.routing.trained import image_files
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _profile_stub(spec: PoolSpec) -> Profile:
+    """A profile with just the variants, so the executor can load them."""
+    models = tuple(
+        ModelVariant(
+            v.name, v.source, v.steps, v.guidance, tuple(v.resolution), 0.0, {1: 1.0}, v.max_batch
+        )
+        for v in spec.variants
+    )
+    return Profile(spec.name, spec.gpu_type, Metric("FID", Direction.LOWER), models, ())
+
+
+def measure_latency(
+    executor,
+    model: str,
+    resolution: tuple[int, int],
+    batch_sizes: list[int],  # noqa: ANN001
+    warmup: int,
+    repeats: int,
+) -> dict[int, tuple[float, float]]:
+    """Median and p95 seconds per batch for each batch size."""
+    out = {}
+    for b in batch_sizes:
+        prompts, seeds = [f"a photo of object {i}" for i in range(b)], list(range(b))
+        for _ in range(warmup):
+            executor.generate(model, prompts, seeds, resolution)
+        times = [
+            executor.generate(model, prompts, seeds, resolution).seconds for _ in range(repeats)
+        ]
+        out[b] = (statistics.median(times), float(np.percentile(times, 95)))
+    return out
+
+
+def build_profile(
+    spec: PoolSpec,
+    prompts: list[str],
+    reference_dir: Path,
+    workdir: Path,
+    out: Path,
+    *,
+    router: str = "online",
+    discriminator: str = "random",
+    grid_step: float = 0.1,
+    warmup: int = 1,
+    repeats: int = 3,
+    extractor=None,  # noqa: ANN001  (an nn.Module; default: the shipped pixel features)
+    local_files_only: bool = True,
+    progress: Progress = _quiet,
+) -> Profile:
+    import torch
+
+    from hadis.routing.simple import make_discriminator, make_router
+    from hadis.serve.executors import DiffusersExecutor
+
+    if not prompts:
+        raise HadisError("the prompt file has no prompts")
+    reference = [Image.open(f) for f in image_files(Path(reference_dir))]
+    if len(reference) < 2:
+        raise HadisError(f"need at least 2 reference images in {reference_dir}")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stub = _profile_stub(spec)
+    executor = DiffusersExecutor(stub, spec.device, spec.dtype, local_files_only)
+    order = sorted(spec.variants, key=lambda v: v.steps)  # provisional, re-sorted by latency
+
+    # 1. latency per batch size (cached)
+    lat_file = workdir / "latency.json"
+    latency: dict[str, dict[str, list[float]]] = (
+        json.loads(lat_file.read_text()) if lat_file.exists() else {}
+    )
+    for i, v in enumerate(order):
+        if v.name not in latency:
+            executor.load(v.name)
+            sizes = [b for b in spec.batch_sizes if b <= v.max_batch]
+            measured = measure_latency(
+                executor, v.name, tuple(v.resolution), sizes, warmup, repeats
+            )
+            latency[v.name] = {str(b): list(m) for b, m in measured.items()}
+            lat_file.write_text(json.dumps(latency, indent=1))
+        progress("latency", i + 1, len(order))
+
+    # 2. images (cached per file: a rerun resumes)
+    for v in order:
+        folder = workdir / "images" / v.name
+        folder.mkdir(parents=True, exist_ok=True)
+        todo = [i for i in range(len(prompts)) if not (folder / f"{i}.png").exists()]
+        if todo:
+            executor.load(v.name)
+        for k, i in enumerate(todo):
+            img = executor.generate(v.name, [prompts[i]], [i], tuple(v.resolution)).images[0]
+            (folder / f"{i}.png").write_bytes(img)
+            progress(f"images {v.name}", k + 1, len(todo))
+
+    # 3. router scores and discriminator confidences (cached)
+    score_file = workdir / f"scores-{router}-{discriminator.replace('/', '_')}.json"
+    if score_file.exists():
+        scores = json.loads(score_file.read_text())
+    else:
+        r = make_router(router)
+        d = make_discriminator(discriminator, stub)
+        if hasattr(r, "score_many"):
+            router_scores = [float(s) for s in r.score_many(prompts)]
+        else:
+            router_scores = [float(r.score(None, p)) for p in prompts]
+        conf = {}
+        for v in order:
+            files = [workdir / "images" / v.name / f"{i}.png" for i in range(len(prompts))]
+            conf[v.name] = [
+                float(d.confidence(v.name, None, i, f.read_bytes())) for i, f in enumerate(files)
+            ]
+            progress("discriminator", order.index(v) + 1, len(order))
+        scores = {"router": router_scores, "confidence": conf}
+        score_file.write_text(json.dumps(scores))
+
+    # 4. the (r, d) sweep per pair
+    scorer = FidScorer(extractor or make_pixel_features(), reference)
+    feats = {
+        v.name: scorer.features(
+            [
+                Image.open(io.BytesIO((workdir / "images" / v.name / f"{i}.png").read_bytes()))
+                for i in range(len(prompts))
+            ]
+        )
+        for v in order
+    }
+    lat1 = {name: m["1"][0] for name, m in latency.items()}
+    order = sorted(order, key=lambda v: lat1[v.name])
+    quality_alone = {v.name: scorer.fid(feats[v.name]) for v in order}
+    grid = np.round(np.arange(0, 1 + 1e-9, grid_step), 6)
+    n = len(prompts)
+    by_router = np.argsort(-np.asarray(scores["router"]), kind="stable")  # hardest first
+    rows: list[ConfigRow] = []
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
+    for p, (light, heavy) in enumerate(pairs):
+        conf = np.asarray(scores["confidence"][light.name])
+        for r in grid:
+            heavy_mask = np.zeros(n, dtype=bool)
+            heavy_mask[by_router[: int(round(r * n))]] = True
+            rest = np.flatnonzero(~heavy_mask)
+            rest_by_conf = rest[np.argsort(conf[rest], kind="stable")]  # least confident first
+            for d in grid:
+                mask = heavy_mask.copy()
+                mask[rest_by_conf[: int(round(d * len(rest)))]] = True
+                mixed = np.where(
+                    mask[:, None], feats[heavy.name].numpy(), feats[light.name].numpy()
+                )
+                f = float(r + (1 - r) * d)
+                rows.append(
+                    ConfigRow(
+                        light.name,
+                        heavy.name,
+                        float(r),
+                        float(d),
+                        round(f, 6),
+                        round(scorer.fid(torch.from_numpy(mixed)), 4),
+                        round((1 - r) * lat1[light.name] + f * lat1[heavy.name], 6),
+                    )
+                )
+        progress("sweep", p + 1, len(pairs))
+
+    # 5. the profile
+    models = tuple(
+        ModelVariant(
+            name=v.name,
+            source=v.source,
+            steps=v.steps,
+            guidance=v.guidance,
+            resolution=tuple(v.resolution),
+            quality_alone=round(quality_alone[v.name], 4),
+            latency_s={int(b): m[0] for b, m in latency[v.name].items()},
+            max_batch=v.max_batch,
+            batch_rule=BatchRule(0.9),
+            extra={"latency_p95_s": {b: m[1] for b, m in latency[v.name].items()}},
+        )
+        for v in order
+    )
+    profile = Profile(
+        name=spec.name,
+        gpu_type=spec.gpu_type,
+        metric=Metric("FID", Direction.LOWER),
+        models=models,
+        configs=tuple(rows),
+        description=f"Profiled by hadis profile build on {time.strftime('%Y-%m-%d')}: "
+        f"{n} prompts, {len(reference)} reference images, r/d grid step {grid_step:g}.",
+        provenance=f"router {router}, discriminator {discriminator}, FID with "
+        f"{type(scorer.extractor).__name__} features (torchmetrics); latencies: median of "
+        f"{repeats} runs after {warmup} warm-up on {spec.device} ({spec.dtype}).",
+    )
+    save_profile(
+        profile,
+        out,
+        batch_rule_note="measured batch sizes are used as given; others follow 0.9 * b * L(1)",
+    )
+    return profile

@@ -1,0 +1,121 @@
+"""The offline profiler end to end on tiny diffusers pipelines (built here, no downloads)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
+pytest.importorskip("torchmetrics", reason="needs the [diffusion] extra")
+
+from hadis.cli.main import app  # noqa: E402
+from hadis.planner import HadisPolicy, PlanRequest  # noqa: E402
+from hadis.profiles import load_profile, pareto_table  # noqa: E402
+from tests.tiny_pipelines import build_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prof")
+    build_pipeline(root / "light", width=4)
+    build_pipeline(root / "heavy", width=16)
+    pool = {
+        "name": "tiny-cpu",
+        "gpu_type": "cpu",
+        "batch_sizes": [1, 2],
+        "variants": [
+            {
+                "name": "heavy",
+                "source": str(root / "heavy"),
+                "steps": 6,
+                "resolution": [32, 32],
+                "max_batch": 2,
+            },
+            {
+                "name": "light",
+                "source": str(root / "light"),
+                "steps": 2,
+                "resolution": [32, 32],
+                "max_batch": 2,
+            },
+        ],
+    }
+    (root / "pool.json").write_text(json.dumps(pool))
+    (root / "prompts.txt").write_text("\n".join(f"a red circle number {i}" for i in range(6)))
+    ref = root / "ref"
+    ref.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(ref / f"{i}.png")
+    return root
+
+
+def test_profile_build_end_to_end(inputs):
+    out = inputs / "tiny.json"
+    args = [
+        "profile",
+        "build",
+        "--pool",
+        str(inputs / "pool.json"),
+        "--prompts",
+        str(inputs / "prompts.txt"),
+        "--reference",
+        str(inputs / "ref"),
+        "--out",
+        str(out),
+        "--router",
+        "random",
+        "--discriminator",
+        "random",
+        "--grid-step",
+        "0.5",
+        "--repeats",
+        "2",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    profile = load_profile(out)
+    # models ordered by measured latency; the light one is faster
+    assert [m.name for m in profile.models] == ["light", "heavy"]
+    light, heavy = profile.models
+    assert set(light.latency_s) == {1, 2} and light.latency_s[1] < heavy.latency_s[1]
+    assert len(profile.configs) == 9  # one pair x r, d in {0, 0.5, 1}
+    row = next(c for c in profile.configs if c.r == 0 and c.d == 0)
+    assert row.quality == pytest.approx(light.quality_alone, rel=1e-3)
+    row = next(c for c in profile.configs if c.r == 1)
+    assert row.quality == pytest.approx(heavy.quality_alone, rel=1e-3)
+    assert pareto_table(profile)
+    plan = HadisPolicy().plan(PlanRequest(profile, 2, 60.0, 1.0))
+    assert plan.feasible
+    # resumable: cached latencies, images and scores are reused
+    work = out.with_suffix(".work")
+    stamp = (work / "latency.json").stat().st_mtime
+    images = sorted((work / "images" / "light").glob("*.png"))
+    assert len(images) == 6
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (work / "latency.json").stat().st_mtime == stamp
+    assert load_profile(out).configs == profile.configs
+
+
+def test_profile_build_bad_pool(tmp_path):
+    bad = tmp_path / "pool.json"
+    bad.write_text(json.dumps({"name": "x", "variants": [{"name": "a"}]}))
+    res = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "build",
+            "--pool",
+            str(bad),
+            "--prompts",
+            str(bad),
+            "--reference",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o.json"),
+        ],
+    )
+    assert res.exit_code == 2 and "pool file" in res.stderr
