@@ -10,13 +10,13 @@ from hadis.serve.loadgen import replay
 from hadis.sim.simulator import SimConfig, initial_demand, simulate
 from hadis.sim.trace import Trace, azure_functions
 
-TIME_SCALE = 0.02  # 50x faster than real time: SLO 60 s -> 1.2 s
+TIME_SCALE = 0.05  # 20x faster than real time: SLO 60 s -> 3 s
 
 
 @pytest.mark.slow
 def test_live_server_matches_simulator(paper_profile):
     full = azure_functions(seed=0)
-    keep = (full.arrival_s >= 1800) & (full.arrival_s < 2400)  # 600 s around the peak
+    keep = (full.arrival_s >= 1800) & (full.arrival_s < 2100)  # 300 s at the peak
     trace = Trace(full.arrival_s[keep] - 1800, full.prompt_id[keep], name="slice")
     sim_cfg = SimConfig(gpus=16, slo_s=60.0, seed=0)
     sim = simulate(paper_profile, trace, "hadis", sim_cfg).summary
@@ -47,10 +47,11 @@ def test_live_server_matches_simulator(paper_profile):
     live = asyncio.run(go())
     assert live["queries"] == sim["queries"] == len(trace)
     # Stated tolerance: violation ratio within 0.02 absolute, served quality within 2.5%.
-    # The gap (measured: FID 23.96 simulated vs 24.16 live, 0 violations in both) comes
-    # from the controller: live ticks see arrivals shifted by HTTP and scheduling delays
-    # (x50 at this time scale), so the demand estimate differs slightly and the planner
-    # picks other, near-tied configurations (e.g. more direct-heavy, fewer escalations).
+    # Measured: FID 24.04 simulated vs 24.05-24.06 live (0.9% gap with a second run
+    # competing for the 2 cores), 0 violations in both. The gap comes from the controller:
+    # live ticks see arrivals shifted by HTTP and scheduling delays (x20 at this time
+    # scale), so the demand estimate differs slightly and the planner picks other,
+    # near-tied configurations.
     assert abs(live["violation_ratio"] - sim["violation_ratio"]) <= 0.02
     assert abs(live["quality"] - sim["quality"]) <= 0.025 * sim["quality"]
     assert live["http_status"].get("200", 0) >= 0.97 * len(trace)

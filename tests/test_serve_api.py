@@ -242,3 +242,52 @@ def test_failed_model_load_keeps_server_not_ready(paper_profile):
     assert r.status_code == 503
     err = r.json()["error"]
     assert err["code"] == "load_failed" and "cannot load model" in err["message"]
+
+
+def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profile):
+    from hadis.serve.executors import ProfileExecutor
+
+    class Broken(ProfileExecutor):
+        def generate(self, model, prompts, seeds, size):  # noqa: ANN001, ANN201
+            raise RuntimeError("GPU fell off the bus")
+
+    from hadis.routing.simple import NoDiscriminator, NoRouter
+    from hadis.serve.api import create_app
+    from hadis.serve.prom import ServerMetrics
+    from hadis.serve.service import LiveService
+
+    cfg = ServeConfig(workers=2, time_scale=0.001)
+    service = LiveService(
+        paper_profile, cfg, lambda: Broken(paper_profile, 0.001, 0.0), NoRouter(), NoDiscriminator()
+    )
+    app = create_app(service, ServerMetrics(cfg.time_scale))
+
+    async def go(c):  # noqa: ANN001, ANN202
+        return await c.post("/v1/images/generations", json={"prompt": "x"})
+
+    r = run(with_client(app, go))
+    assert r.status_code == 500
+    assert (
+        r.json()["error"]["code"] == "generation_failed" and "bus" in r.json()["error"]["message"]
+    )
+
+    # a slow pool: requests still queued when the server stops end with 503, none hangs
+    slow = paper_app(paper_profile, workers=1, time_scale=0.05, admission=False)
+
+    async def stop_early():  # noqa: ANN202
+        ctx = slow.router.lifespan_context(slow)
+        await ctx.__aenter__()
+        while not slow.state.service.ready:
+            await asyncio.sleep(0.01)
+        transport = httpx.ASGITransport(app=slow)
+        async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
+            pending = [
+                asyncio.create_task(c.post("/v1/images/generations", json={"prompt": f"p{i}"}))
+                for i in range(6)
+            ]
+            await asyncio.sleep(0.2)
+            await ctx.__aexit__(None, None, None)
+            return await asyncio.wait_for(asyncio.gather(*pending), 10)
+
+    codes = [r.status_code for r in asyncio.run(stop_early())]
+    assert len(codes) == 6 and set(codes) <= {200, 503} and 503 in codes

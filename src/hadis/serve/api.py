@@ -223,6 +223,11 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 if reason.startswith("generation failed"):
                     outcome = "error"
                     raise ApiError(500, reason, "server_error", code="generation_failed")
+                if reason == "shutdown":
+                    outcome = "shutdown"
+                    raise ApiError(
+                        503, "the server is shutting down", "service_unavailable", code="shutdown"
+                    )
                 outcome = "timeout" if reason == "late" else reason
                 raise ApiError(
                     504,
