@@ -98,6 +98,9 @@ def test_profile_build_end_to_end(inputs):
     assert res.exit_code == 0, res.output
     assert (work / "latency.json").stat().st_mtime == stamp
     assert load_profile(out).configs == profile.configs
+    # the same work folder with other prompts is refused, not silently mixed
+    res = CliRunner().invoke(app, [*args, "--max-prompts", "3"])
+    assert res.exit_code == 2 and "caches another pool or prompt set" in res.stderr
 
 
 def test_profile_build_bad_pool(tmp_path):

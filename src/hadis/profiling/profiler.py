@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import statistics
@@ -58,6 +59,21 @@ def measure_latency(
     return out
 
 
+def _check_manifest(workdir: Path, spec: PoolSpec, prompts: list[str]) -> None:
+    """Caches are by prompt index: refuse a work folder made for other prompts or variants."""
+    digest = hashlib.sha256(
+        json.dumps(
+            {"pool": spec.model_dump(mode="json"), "prompts": prompts}, sort_keys=True
+        ).encode()
+    ).hexdigest()
+    manifest = workdir / "manifest.json"
+    if manifest.exists():
+        if json.loads(manifest.read_text()).get("digest") != digest:
+            raise HadisError(f"{workdir} caches another pool or prompt set; use another --workdir")
+    else:
+        manifest.write_text(json.dumps({"digest": digest, "prompts": len(prompts)}))
+
+
 def build_profile(
     spec: PoolSpec,
     prompts: list[str],
@@ -86,6 +102,7 @@ def build_profile(
         raise HadisError(f"need at least 2 reference images in {reference_dir}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(workdir, spec, prompts)
     stub = _profile_stub(spec)
     executor = DiffusersExecutor(stub, spec.device, spec.dtype, local_files_only)
     order = sorted(spec.variants, key=lambda v: v.steps)  # provisional, re-sorted by latency
