@@ -114,17 +114,10 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {}
-        if first.get("type") == "json_invalid":
-            return error_response(ApiError(400, "the request body is not valid JSON"))
-        if first.get("loc") == ("body",):
-            return error_response(ApiError(400, "the request body must be a JSON object"))
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        param = loc[-1] if loc else None
-        msg = first.get("msg", "invalid request")
-        if first.get("type") == "missing":
-            msg = f"'{param}' is required"
-        return error_response(ApiError(400, f"{param}: {msg}" if param else msg, param=param))
+        metrics.requests.labels("invalid").inc()
+        rid = request.scope.get("state", {}).get("request_id")
+        access_log.info(json.dumps({"request_id": rid, "outcome": "invalid"}))
+        return error_response(_validation_error(err))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -331,6 +324,21 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         }
 
     return app
+
+
+def _validation_error(err: RequestValidationError) -> ApiError:
+    """FastAPI's validation error as one OpenAI-style 400 naming the parameter."""
+    first = err.errors()[0] if err.errors() else {}
+    if first.get("type") == "json_invalid":
+        return ApiError(400, "the request body is not valid JSON")
+    if first.get("loc") == ("body",):
+        return ApiError(400, "the request body must be a JSON object")
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = loc[-1] if loc else None
+    msg = first.get("msg", "invalid request")
+    if first.get("type") == "missing":
+        msg = f"'{param}' is required"
+    return ApiError(400, f"{param}: {msg}" if param else msg, param=param)
 
 
 def _image_item(r: Outcome) -> dict[str, Any]:
