@@ -25,7 +25,7 @@ COLOURS = {
     "orange": (240, 140, 30),
 }
 BACKGROUNDS = {"black": (10, 10, 10), "gray": (128, 128, 128), "white": (245, 245, 245)}
-SIZES = {"small": 0.18, "large": 0.32}  # radius as a fraction of the image side
+SIZES = {"small": 0.24, "large": 0.4}  # diameter as a fraction of the image side
 HELD_OUT = frozenset({("triangle", "purple"), ("diamond", "orange"), ("circle", "yellow")})
 RELATIONS = ("left of", "right of", "above", "below")
 
