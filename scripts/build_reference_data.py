@@ -15,16 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = (
-    "prompt_length",
-    "token_rarity",
-    "num_objects",
-    "abstractness",
-    "attribute_density",
-    "spatial_relations",
-    "action_verbs",
-    "named_entities",
-)
+from hadis.routing.features import FEATURE_NAMES as FEATURES
 
 
 def main(shared: Path) -> None:
