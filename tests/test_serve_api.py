@@ -146,10 +146,10 @@ def test_health_ready_models_plan_metrics(paper_profile):
 
 
 def test_not_ready_is_503(paper_profile):
-    # a 30 s switch delay at time scale 1: workers are still loading their first model
+    # a 3 s switch delay at time scale 1: workers are still loading their first model
     app = build_app(
         paper_profile,
-        ServeConfig(workers=2, time_scale=1.0, switch_delay_s=30.0),
+        ServeConfig(workers=2, time_scale=1.0, switch_delay_s=3.0),
         executor="profile",
     )
 
