@@ -1,0 +1,29 @@
+"""`hadis load` against a real server on a port (profile executor, fast time scale)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from hadis.cli.main import app
+from hadis.serve import ServeConfig, build_app
+from tests.serve_helpers import running_server
+
+
+def test_load_reports_like_simulate(paper_profile, tmp_path):
+    trace = tmp_path / "t.csv"
+    res = CliRunner().invoke(
+        app, ["trace", "constant", "--qps", "2", "--seconds", "60", "-o", str(trace)]
+    )
+    assert res.exit_code == 0
+    server = build_app(paper_profile, ServeConfig(workers=16, time_scale=0.02), executor="profile")
+    with running_server(server) as base:
+        res = CliRunner().invoke(
+            app, ["load", "--url", base, "--trace", str(trace), "--time-scale", "0.02", "--json"]
+        )
+    assert res.exit_code == 0, res.output
+    live = json.loads(res.stdout)["live"]
+    for key in ("violation_ratio", "quality", "served", "dropped", "late", "http_status"):
+        assert key in live
+    assert live["queries"] == live["served"] + live["dropped"]
+    assert live["http_status"].get("200", 0) >= 0.9 * live["queries"]
+    assert 19.0 < live["quality"] < 30.0
