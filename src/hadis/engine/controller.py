@@ -58,8 +58,7 @@ class Controller:
         self.plan: Plan | None = None
         self.demand_qps = self.config.initial_demand_qps
         self.failures = 0
-        self._arrivals = 0
-        self._since = 0.0
+        self._since = 0.0  # when the last plan was made
         self._tick_arrivals = 0
         self._tick_since = 0.0
         self._measured = False
@@ -67,7 +66,6 @@ class Controller:
         self._enqueued_at_last = dict(engine.enqueued)
 
     def observe_arrival(self, now: float) -> None:
-        self._arrivals += 1
         self._tick_arrivals += 1
 
     def tick(self, now: float) -> list[Command]:
@@ -110,7 +108,6 @@ class Controller:
         enq = self.engine.enqueued
         per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
         self._enqueued_at_last = dict(enq)
-        self._arrivals = 0
         self._since = now
         return self._request({m: r for m, r in per_model.items() if r > 0})
 

@@ -397,6 +397,3 @@ class Engine:
     # ------------------------------------------------------------------ state
     def queue_lengths(self) -> dict[str, int]:
         return {m: len(q) for m, q in self.queues.items() if q}
-
-    def busy_workers(self) -> int:
-        return sum(w.busy for w in self.workers)

@@ -119,10 +119,6 @@ class Plan:
             for m, cap in self.capacity_qps.items()
         }
 
-    @property
-    def total_gpus(self) -> int:
-        return sum(self.gpus.values())
-
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["pair"] = list(self.pair)

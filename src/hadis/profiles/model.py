@@ -141,15 +141,3 @@ class Profile:
         """Pairs of consecutive models when ordered by batch-1 latency (the paper's choice)."""
         order = sorted(self.models, key=lambda m: m.latency_s[1])
         return tuple((a.name, b.name) for a, b in zip(order, order[1:], strict=False))
-
-    def with_configs(self, configs: tuple[ConfigRow, ...], suffix: str = "") -> Profile:
-        """The same pool with another configuration table."""
-        return Profile(
-            name=self.name + suffix,
-            gpu_type=self.gpu_type,
-            metric=self.metric,
-            models=self.models,
-            configs=configs,
-            description=self.description,
-            provenance=self.provenance,
-        )
