@@ -71,3 +71,23 @@ def test_simulate_bad_input_exits_2(tmp_path):
         assert res.exit_code == 2, (args, res.output)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and msg in lines[0], res.stderr
+
+
+def test_simulate_with_the_enumerating_solver():
+    args = [
+        "simulate",
+        "--qps",
+        "1:3",
+        "--point-seconds",
+        "2",
+        "--policies",
+        "hadis,diffserve",
+        "--json",
+    ]
+    milp = json.loads(runner.invoke(app, args).stdout)
+    enum = json.loads(runner.invoke(app, [*args, "--solver", "enumerate"]).stdout)
+    for policy in ("hadis", "diffserve"):
+        # same optimum per plan; ties may break differently, so results are close, not equal
+        assert (
+            abs(milp[policy]["quality"] - enum[policy]["quality"]) < 0.02 * milp[policy]["quality"]
+        )

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from hadis.cli.common import SUMMARY_KEYS, console, err_console, summary_table, user_errors
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
-from hadis.planner.hadis_policy import TABLE_CHOICES
+from hadis.planner.hadis_policy import SOLVERS, TABLE_CHOICES
 from hadis.profiles import load_profile
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
@@ -41,12 +41,17 @@ def simulate_command(
     table: str = typer.Option(
         "full", help=f"Rows the hadis policy uses: {', '.join(TABLE_CHOICES)}."
     ),
+    solver: str = typer.Option(
+        "milp", help="hadis/diffserve planner: milp (HiGHS) or enumerate (same optimum, faster)."
+    ),
     out: Path | None = typer.Option(None, help="Directory for CSV/JSON results and PNG plots."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object keyed by policy."),
 ) -> None:
     """Replay a trace with each policy and print violations and served quality."""
     names = check_policies([p.strip() for p in policies.split(",") if p.strip()])
     prof = load_profile(profile)
+    if solver not in SOLVERS:
+        raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
     if table not in TABLE_CHOICES:
         raise HadisError(f"unknown table {table!r}; valid: {', '.join(TABLE_CHOICES)}")
     if not slo > 0:
@@ -61,7 +66,7 @@ def simulate_command(
         switch_delay_s=switch_delay,
         latency_noise=latency_noise,
         check_s=min(10.0, replan_period),
-        policy_options={"table": table},
+        policy_options={"table": table, "solver": solver},
     )
     tr = resolve_trace(trace, qps, point_seconds, seed)
     start = time.perf_counter()

@@ -38,6 +38,15 @@ def check_policies(policies: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(policies))
 
 
+def _options_for(policy: str, options: dict[str, Any]) -> dict[str, Any]:
+    """hadis takes every option (table, solver); diffserve only the solver; others none."""
+    if policy == "hadis":
+        return dict(options)
+    if policy == "diffserve":
+        return {k: v for k, v in options.items() if k == "solver"}
+    return {}
+
+
 def run_policies(
     profile: Profile,
     trace: Trace,
@@ -59,7 +68,7 @@ def run_policies(
                 table=config.policy_options.get("table", "full"),
             )
         else:
-            options = config.policy_options if name == "hadis" else {}
+            options = _options_for(name, config.policy_options)
             cfg = SimConfig(**{**asdict(config), "policy_options": options})
             runs[name] = simulate(
                 profile,
