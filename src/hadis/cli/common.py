@@ -18,6 +18,14 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Options shared by several commands (the same names, defaults and help everywhere).
+PROFILE_OPTION = typer.Option("hadis-l40s", help="Bundled profile name or profile file.")
+TRACE_OPTION = typer.Option(
+    "azure-functions", help="Trace CSV file, or 'azure-functions' (the paper's workload)."
+)
+QPS_OPTION = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s.")
+POINT_SECONDS_OPTION = typer.Option(10.0, help="azure-functions: seconds per point.")
+
 
 def fail(message: str) -> None:
     """Print one line to stderr and exit with code 2 (bad input)."""

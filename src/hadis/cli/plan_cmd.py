@@ -8,7 +8,7 @@ import math
 import typer
 from rich.table import Table
 
-from hadis.cli.common import console, user_errors
+from hadis.cli.common import PROFILE_OPTION, console, user_errors
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanRequest, get_policy, policy_names
 from hadis.planner.hadis_policy import TABLE_CHOICES
@@ -52,7 +52,7 @@ def print_plan(plan: Plan, metric: str, slo_s: float) -> None:
 
 @user_errors
 def plan_command(
-    profile: str = typer.Option("hadis-l40s", help="Bundled profile name or profile file."),
+    profile: str = PROFILE_OPTION,
     gpus: int = typer.Option(16, help="GPUs (workers) available."),
     slo: float = typer.Option(60.0, help="Latency SLO in seconds."),
     demand: float = typer.Option(..., help="Demand in queries per second."),

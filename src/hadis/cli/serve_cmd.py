@@ -8,7 +8,17 @@ import logging
 
 import typer
 
-from hadis.cli.common import SUMMARY_KEYS, console, err_console, summary_table, user_errors
+from hadis.cli.common import (
+    POINT_SECONDS_OPTION,
+    PROFILE_OPTION,
+    QPS_OPTION,
+    SUMMARY_KEYS,
+    TRACE_OPTION,
+    console,
+    err_console,
+    summary_table,
+    user_errors,
+)
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
 from hadis.planner import policy_names
@@ -19,7 +29,7 @@ from hadis.serve.executors import EXECUTORS
 
 @user_errors
 def serve_command(
-    profile: str = typer.Option("hadis-l40s", help="Bundled profile name or profile file."),
+    profile: str = PROFILE_OPTION,
     workers: int = typer.Option(1, help="Workers (device slots), one model each."),
     executor: str = typer.Option(
         "diffusers",
@@ -89,11 +99,11 @@ def serve_command(
 @user_errors
 def load_command(
     url: str = typer.Option("http://127.0.0.1:8000", help="Server base URL."),
-    trace: str = typer.Option("azure-functions", help="Trace CSV file or 'azure-functions'."),
-    qps: str = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s."),
-    point_seconds: float = typer.Option(10.0, help="azure-functions: seconds per point."),
+    trace: str = TRACE_OPTION,
+    qps: str = QPS_OPTION,
+    point_seconds: float = POINT_SECONDS_OPTION,
     time_scale: float = typer.Option(1.0, help="The server's time scale (arrivals x scale)."),
-    profile: str = typer.Option("hadis-l40s", help="The server's profile (for quality)."),
+    profile: str = PROFILE_OPTION,
     slo: float = typer.Option(60.0, help="SLO in profile seconds."),
     gpus: int = typer.Option(16, help="The server's workers (for reporting)."),
     seed: int = typer.Option(0, help="Trace seed."),

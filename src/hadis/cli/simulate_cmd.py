@@ -9,7 +9,17 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hadis.cli.common import SUMMARY_KEYS, console, err_console, summary_table, user_errors
+from hadis.cli.common import (
+    POINT_SECONDS_OPTION,
+    PROFILE_OPTION,
+    QPS_OPTION,
+    SUMMARY_KEYS,
+    TRACE_OPTION,
+    console,
+    err_console,
+    summary_table,
+    user_errors,
+)
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
 from hadis.planner.hadis_policy import SOLVERS, TABLE_CHOICES
@@ -23,14 +33,12 @@ _JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_bound")
 
 @user_errors
 def simulate_command(
-    profile: str = typer.Option("hadis-l40s", help="Bundled profile name or profile file."),
+    profile: str = PROFILE_OPTION,
     gpus: int = typer.Option(16, help="Simulated GPUs (workers)."),
     slo: float = typer.Option(60.0, help="Latency SLO in seconds."),
-    trace: str = typer.Option(
-        "azure-functions", help="Trace CSV file, or 'azure-functions' (the paper's workload)."
-    ),
-    qps: str = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s."),
-    point_seconds: float = typer.Option(10.0, help="azure-functions: seconds per point."),
+    trace: str = TRACE_OPTION,
+    qps: str = QPS_OPTION,
+    point_seconds: float = POINT_SECONDS_OPTION,
     policies: str = typer.Option(",".join(PAPER_POLICIES), help="Comma-separated policies."),
     seed: int = typer.Option(0, help="Seed for arrivals, prompts, images and noise."),
     replan_period: float = typer.Option(50.0, help="Controller re-plan period (s)."),

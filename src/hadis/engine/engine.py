@@ -138,10 +138,7 @@ class Engine:
         self.enqueued: dict[str, int] = dict.fromkeys(self.queues, 0)  # arrivals per model
         self.plan: Plan | None = None
         self._rng = random.Random(config.seed)
-        self._latency = {
-            m.name: [0.0] + [m.batch_latency_s(b) for b in range(1, m.max_batch + 1)]
-            for m in profile.models
-        }
+        self._latency = {m.name: m.latency_table for m in profile.models}
         self._router_cut = float("inf")
         self._disc_cut = float("-inf")
         self._drop_after_s = config.drop_factor * config.slo_s

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hadis.documents import first_error, read_document
 from hadis.errors import ProfileError
 from hadis.profiles.model import (
     BatchRule,
@@ -112,9 +113,7 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
     try:
         spec = ProfileSpec.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise ProfileError(f"profile {origin}: {loc}: {err['msg']}") from e
+        raise ProfileError(f"profile {origin}: {first_error(e)}") from e
     try:
         _check_references(spec)
     except ProfileError as e:
@@ -191,18 +190,7 @@ def config_row_dict(c: ConfigRow) -> dict[str, Any]:
 
 
 def load_profile_file(path: str | Path) -> Profile:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ProfileError(f"cannot read profile {path}: {e.strerror}") from e
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProfileError(f"profile {path}: invalid JSON at line {e.lineno}: {e.msg}") from e
-    if not isinstance(data, dict):
-        raise ProfileError(f"profile {path}: expected a JSON object, got {type(data).__name__}")
-    return profile_from_dict(data, origin=str(path))
+    return profile_from_dict(read_document(path, "profile", ProfileError), origin=str(path))
 
 
 def save_profile(profile: Profile, path: str | Path, batch_rule_note: str = "") -> None:

@@ -65,6 +65,12 @@ class ModelVariant:
             raise ValueError(f"batch size must be >= 1, got {batch}")
         return self.batch_rule.factor * batch * self.latency_s[1]
 
+    @cached_property
+    def latency_table(self) -> tuple[float, ...]:
+        """Seconds per batch indexed by batch size 0..max_batch (0 s for an empty batch):
+        looked up, never recomputed, on the engine's hot path."""
+        return (0.0, *(self.batch_latency_s(b) for b in range(1, self.max_batch + 1)))
+
     @property
     def batch_options(self) -> tuple[int, ...]:
         """Batch sizes the planner may choose for this variant."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hadis.documents import first_error, read_document
 from hadis.errors import HadisError
 
 
@@ -33,26 +33,11 @@ class PoolSpec(BaseModel):
 
 
 def load_pool(path: str | Path) -> PoolSpec:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise HadisError(f"cannot read pool file {path}: {e.strerror}") from e
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:  # noqa: BLE001  (yaml and json raise different types)
-        raise HadisError(f"pool file {path} is not valid {path.suffix[1:]}: {e}") from e
+    data = read_document(path, "pool file")
     try:
         spec = PoolSpec.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise HadisError(f"pool file {path}: {loc}: {err['msg']}") from e
+        raise HadisError(f"pool file {path}: {first_error(e)}") from e
     names = [v.name for v in spec.variants]
     if len(set(names)) != len(names):
         raise HadisError(f"pool file {path}: variant names must be unique, got {names}")

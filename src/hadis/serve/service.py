@@ -73,9 +73,6 @@ class Slot:
 
     future: asyncio.Future
     size: tuple[int, int]
-    image: bytes | None = None
-    model: str = ""
-    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +202,9 @@ class LiveService:
         if not self.config.admission:
             return
         queued = sum(len(q) for q in engine.queues.values())
-        if queued + n > self.config.max_queue:
-            raise Rejected(f"queue full ({queued} queued)", self._drain_s(plan))
         drain = self._drain_s(plan)
+        if queued + n > self.config.max_queue:
+            raise Rejected(f"queue full ({queued} queued)", drain)
         fastest = min(plan.path_latency_s.values(), default=0.0)
         if drain + fastest > self.config.slo_s:
             raise Rejected(
@@ -274,19 +271,19 @@ class LiveService:
             return
         scale = self.config.time_scale
         start = q.start_s if q.start_s is not None else q.finish_s
-        ok = q.status != DROPPED and not slot.error
+        ok = q.status != DROPPED
         slot.future.set_result(
             Outcome(
                 ok=ok,
-                image=slot.image if ok else None,
-                model=slot.model,
+                image=q.image if ok else None,
+                model=q.model,
                 path=q.path,
                 pair=q.pair,
                 router_score=q.router_score if len(q.pair) == 2 else None,
                 confidence=q.confidence,
                 queue_s=(start - q.arrival_s) * scale,
                 total_s=(q.finish_s - q.arrival_s) * scale,  # type: ignore[operator]
-                error=slot.error or q.drop_reason,
+                error=q.drop_reason,
             )
         )
 
@@ -348,17 +345,12 @@ class LiveService:
             out, confidences = fut.result()
         except Exception as e:  # noqa: BLE001  (the executor's failure goes to the client)
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
-            for q in d.queries:
-                if isinstance(q.user, Slot):
-                    q.user.error = f"generation failed: {e}"
-            self._run(engine.fail_batch(now, d.worker, "executor error"))
+            self._run(engine.fail_batch(now, d.worker, f"generation failed: {e}"))
             return
         for q, image, conf in zip(d.queries, out.images, confidences, strict=False):
             q.image = image
             if conf is not None:
                 q.confidence = conf
-            if isinstance(q.user, Slot):
-                q.user.image, q.user.model = image, d.model
         self._run(engine.batch_done(now, d.worker))
 
     def _switch(self, worker: int) -> None:

@@ -128,10 +128,7 @@ def simulate(
     image_seeds = trace_image_seeds(trace, config.seed)
     noise_rng = np.random.default_rng(config.seed + 2)
     sigma = config.latency_noise
-    latency = {
-        m.name: [0.0] + [m.batch_latency_s(b) for b in range(1, m.max_batch + 1)]
-        for m in profile.models
-    }
+    latency = {m.name: m.latency_table for m in profile.models}
 
     heap: list[tuple[float, int, int, int]] = []
     seq = itertools.count()
