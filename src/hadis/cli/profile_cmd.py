@@ -93,6 +93,9 @@ def build_command(
     discriminator: str = typer.Option(
         "random", help="Discriminator scoring light images: trained:PATH, random."
     ),
+    features: str = typer.Option(
+        "pixel", help="FID features: pixel (mean colours on a grid) or world (demo world)."
+    ),
     grid_step: float = typer.Option(0.1, help="Step of the r and d grids."),
     repeats: int = typer.Option(3, help="Timed runs per batch size (after one warm-up)."),
     max_prompts: int | None = typer.Option(None, help="Use only the first N prompts."),
@@ -101,6 +104,7 @@ def build_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from hadis.profiling import build_profile, load_pool
+    from hadis.profiling.quality import make_extractor
 
     if not 0 < grid_step <= 1:
         raise HadisError(f"grid step must be in (0, 1], got {grid_step}")
@@ -137,6 +141,7 @@ def build_command(
             discriminator=discriminator,
             grid_step=grid_step,
             repeats=repeats,
+            extractor=make_extractor(features),
             progress=report,
         )
     front = pareto_table(profile, per_pair=False)

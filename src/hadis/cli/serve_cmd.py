@@ -29,23 +29,34 @@ from hadis.serve.executors import EXECUTORS
 
 @user_errors
 def serve_command(
-    profile: str = PROFILE_OPTION,
-    workers: int = typer.Option(1, help="Workers (device slots), one model each."),
-    executor: str = typer.Option(
-        "diffusers",
-        help=f"{' or '.join(EXECUTORS)} (profile: simulated latencies, "
-        "placeholder images, for load tests).",
+    profile: str = typer.Option(
+        "demo-cpu",
+        help="Bundled profile name or profile file (default: the bundled CPU demo pool).",
+    ),
+    workers: int | None = typer.Option(
+        None, help="Workers (device slots), one model each (default: the profile's, else 1)."
+    ),
+    executor: str | None = typer.Option(
+        None,
+        help=f"{' or '.join(EXECUTORS)} (profile: simulated latencies, placeholder images, "
+        "for load tests) (default: the profile's, else diffusers).",
     ),
     time_scale: float = typer.Option(
         1.0,
         help="profile executor: real seconds per profiled "
         "second (e.g. 0.01 runs the paper pool 100x faster).",
     ),
-    slo: float = typer.Option(60.0, help="Latency SLO in profile seconds."),
+    slo: float | None = typer.Option(
+        None, help="Latency SLO in profile seconds (default: the profile's, else 60)."
+    ),
     policy: str = typer.Option("hadis", help=f"Planning policy: {', '.join(policy_names())}."),
-    router: str = typer.Option("reference", help=f"Router: {', '.join(ROUTERS)}."),
-    discriminator: str = typer.Option(
-        "reference", help=f"Discriminator: {', '.join(DISCRIMINATORS)}."
+    router: str | None = typer.Option(
+        None, help=f"Router: {', '.join(ROUTERS)} (default: the profile's, else reference)."
+    ),
+    discriminator: str | None = typer.Option(
+        None,
+        help=f"Discriminator: {', '.join(DISCRIMINATORS)} "
+        "[default: the profile's, else reference).",
     ),
     device: str = typer.Option("cpu", help="diffusers executor: torch device (cpu, cuda)."),
     dtype: str = typer.Option("float32", help="diffusers executor: float32, float16, bfloat16."),
@@ -54,7 +65,10 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Serve the OpenAI-compatible images API with the HADIS engine."""
+    """Serve the OpenAI-compatible images API with the HADIS engine.
+
+    With no options: the bundled demo pool of tiny text-to-image models on this CPU.
+    """
     import uvicorn
 
     from hadis.serve import ServeConfig, build_app
@@ -64,9 +78,14 @@ def serve_command(
     if policy not in policy_names():
         raise HadisError(f"unknown policy {policy!r}; valid: {', '.join(policy_names())}")
     prof = load_profile(profile)
+    defaults = prof.serving
+    workers = workers or defaults.workers or 1
+    executor = executor or defaults.executor or "diffusers"
+    router = router or defaults.router or "reference"
+    discriminator = discriminator or defaults.discriminator or "reference"
     config = ServeConfig(
         workers=workers,
-        slo_s=slo,
+        slo_s=slo or defaults.slo_s or 60.0,
         policy=policy,
         time_scale=time_scale,
         seed=seed,

@@ -9,6 +9,7 @@ from hadis.profiles.model import (
     Metric,
     ModelVariant,
     Profile,
+    ServingDefaults,
 )
 from hadis.profiles.pareto import pareto_front, pareto_table
 
@@ -20,6 +21,7 @@ __all__ = [
     "Metric",
     "ModelVariant",
     "Profile",
+    "ServingDefaults",
     "bundled_profiles",
     "load_profile",
     "load_profile_file",

@@ -7,6 +7,7 @@ and raises ProfileError naming the field, the expected and the actual value.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from hadis.profiles.model import (
     Metric,
     ModelVariant,
     Profile,
+    ServingDefaults,
 )
 
 FORMAT = "hadis-profile"
@@ -76,6 +78,14 @@ class ConfigSpec(_Strict):
     latency_s: float = Field(gt=0)
 
 
+class ServingSpec(_Strict):
+    executor: str | None = None
+    router: str | None = None
+    discriminator: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+    slo_s: float | None = Field(default=None, gt=0)
+
+
 class ProfileSpec(_Strict):
     format: Literal["hadis-profile"]
     version: Literal[1]
@@ -87,6 +97,7 @@ class ProfileSpec(_Strict):
     batch_latency_rule: BatchRuleSpec = Field(default_factory=BatchRuleSpec)
     models: list[ModelSpec] = Field(min_length=1)
     configs: list[ConfigSpec] = Field(default_factory=list)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
 
 
 def _check_references(spec: ProfileSpec) -> None:
@@ -143,12 +154,14 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
         configs=configs,
         description=spec.description,
         provenance=spec.provenance,
+        serving=ServingDefaults(**spec.serving.model_dump()),
     )
 
 
 def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, Any]:
     """The JSON document for a profile (inverse of profile_from_dict)."""
     rule = profile.models[0].batch_rule
+    serving = {k: v for k, v in asdict(profile.serving).items() if v is not None}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -173,6 +186,7 @@ def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, An
             for m in profile.models
         ],
         "configs": [config_row_dict(c) for c in profile.configs],
+        **({"serving": serving} if serving else {}),
     }
 
 

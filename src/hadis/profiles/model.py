@@ -113,6 +113,17 @@ class ConfigRow:
         return (1.0 - self.r) * self.d > 1e-12
 
 
+@dataclass(frozen=True, slots=True)
+class ServingDefaults:
+    """What `hadis serve` uses for this pool unless told otherwise (each optional)."""
+
+    executor: str | None = None
+    router: str | None = None
+    discriminator: str | None = None
+    workers: int | None = None
+    slo_s: float | None = None
+
+
 @dataclass(frozen=True)
 class Profile:
     """A model pool profile: variants, the configuration table and the quality metric."""
@@ -124,6 +135,7 @@ class Profile:
     configs: tuple[ConfigRow, ...]
     description: str = ""
     provenance: str = ""
+    serving: ServingDefaults = ServingDefaults()
 
     @cached_property
     def model_by_name(self) -> dict[str, ModelVariant]:

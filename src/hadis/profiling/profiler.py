@@ -130,10 +130,13 @@ def build_profile(
         todo = [i for i in range(len(prompts)) if not (folder / f"{i}.png").exists()]
         if todo:
             executor.load(v.name)
-        for k, i in enumerate(todo):
-            img = executor.generate(v.name, [prompts[i]], [i], tuple(v.resolution)).images[0]
-            (folder / f"{i}.png").write_bytes(img)
-            progress(f"images {v.name}", k + 1, len(todo))
+        # batched (seed = prompt index, so an image does not depend on its batch-mates)
+        for k in range(0, len(todo), v.max_batch):
+            chunk = todo[k : k + v.max_batch]
+            out = executor.generate(v.name, [prompts[i] for i in chunk], chunk, tuple(v.resolution))
+            for i, img in zip(chunk, out.images, strict=True):
+                (folder / f"{i}.png").write_bytes(img)
+            progress(f"images {v.name}", k + len(chunk), len(todo))
 
     # 3. router scores and discriminator confidences (cached)
     score_file = workdir / f"scores-{router}-{discriminator.replace('/', '_')}.json"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hadis.errors import HadisError
+
 
 def _torch():  # noqa: ANN202
     import torch
@@ -38,6 +40,21 @@ def make_pixel_features(grid: int = 4):  # noqa: ANN201
             return pooled.flatten(1)
 
     return PixelFeatures()
+
+
+FEATURES = ("pixel", "world")
+
+
+def make_extractor(name: str):  # noqa: ANN201
+    """`pixel`: mean colours on a grid (any images); `world`: the demo world's features
+    (palette shares, layout, regions and shapes found, sharpness; 32x32 images)."""
+    if name == "pixel":
+        return make_pixel_features()
+    if name == "world":
+        from hadis.demo.features import make_world_features
+
+        return make_world_features()
+    raise HadisError(f"unknown features {name!r}; valid: {', '.join(FEATURES)}")
 
 
 class FidScorer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
+from hadis import bundled
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.routing.base import Discriminator, Router
@@ -144,5 +145,5 @@ def make_discriminator(name: str, profile: Profile, seed: int = 0) -> Discrimina
     if name.startswith("trained:"):
         from hadis.routing.trained import TrainedDiscriminator
 
-        return TrainedDiscriminator.load(name.split(":", 1)[1])
+        return TrainedDiscriminator.load(bundled.resolve(name.split(":", 1)[1]))
     raise HadisError(f"unknown discriminator {name!r}; valid: {', '.join(DISCRIMINATORS)}")

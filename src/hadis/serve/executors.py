@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from PIL import Image, ImageDraw
 
+from hadis import bundled
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 
@@ -134,15 +137,15 @@ class DiffusersExecutor:
     def load(self, model: str) -> float:
         import diffusers
         import torch
-        from diffusers import DiffusionPipeline
 
         start = time.perf_counter()
         variant = self.profile.model(model)
         # diffusers >= 0.40 renamed torch_dtype to dtype
         dtype_key = "dtype" if _version_at_least(diffusers.__version__, 0, 40) else "torch_dtype"
+        source = bundled.resolve(variant.source)
         try:
-            pipe = DiffusionPipeline.from_pretrained(
-                variant.source,
+            pipe = pipeline_class(source).from_pretrained(
+                source,
                 local_files_only=self.local_files_only,
                 **{dtype_key: getattr(torch, self.dtype)},
             )
@@ -174,6 +177,23 @@ class DiffusersExecutor:
         )
         images = [png_bytes(img) for img in out.images]
         return BatchOutput(images, time.perf_counter() - start)
+
+
+def pipeline_class(source: str):  # noqa: ANN201
+    """DiffusionPipeline, or the project's own pipeline class for folders saved with it."""
+    from diffusers import DiffusionPipeline
+
+    index = Path(source) / "model_index.json"
+    if index.is_file():
+        try:
+            name = json.loads(index.read_text()).get("_class_name")
+        except (OSError, ValueError):
+            name = None
+        if name == "HadisDemoPipeline":
+            from hadis.demo.pipeline import HadisDemoPipeline
+
+            return HadisDemoPipeline
+    return DiffusionPipeline
 
 
 def _version_at_least(version: str, major: int, minor: int) -> bool:
