@@ -115,3 +115,19 @@ def test_load_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ProfileError, match="invalid JSON at line 1"):
         load_profile(bad)
+
+
+def test_serving_defaults_round_trip_and_are_validated(paper_profile):
+    doc = profile_to_dict(paper_profile)
+    assert "serving" not in doc  # absent unless set
+    doc["serving"] = {"router": "online", "workers": 2, "slo_s": 5.0}
+    prof = profile_from_dict(doc)
+    assert (prof.serving.router, prof.serving.workers, prof.serving.slo_s) == ("online", 2, 5.0)
+    assert prof.serving.discriminator is None
+    assert profile_to_dict(prof)["serving"] == {"router": "online", "workers": 2, "slo_s": 5.0}
+    doc["serving"] = {"workers": 0}
+    with pytest.raises(ProfileError, match="serving.workers"):
+        profile_from_dict(doc)
+    doc["serving"] = {"threads": 2}
+    with pytest.raises(ProfileError, match="threads"):
+        profile_from_dict(doc)

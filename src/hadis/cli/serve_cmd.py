@@ -79,13 +79,13 @@ def serve_command(
         raise HadisError(f"unknown policy {policy!r}; valid: {', '.join(policy_names())}")
     prof = load_profile(profile)
     defaults = prof.serving
-    workers = workers or defaults.workers or 1
+    workers = workers if workers is not None else defaults.workers or 1
     executor = executor or defaults.executor or "diffusers"
     router = router or defaults.router or "reference"
     discriminator = discriminator or defaults.discriminator or "reference"
     config = ServeConfig(
         workers=workers,
-        slo_s=slo or defaults.slo_s or 60.0,
+        slo_s=slo if slo is not None else defaults.slo_s or 60.0,
         policy=policy,
         time_scale=time_scale,
         seed=seed,

@@ -34,8 +34,12 @@ _JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_bound")
 @user_errors
 def simulate_command(
     profile: str = PROFILE_OPTION,
-    gpus: int = typer.Option(16, help="Simulated GPUs (workers)."),
-    slo: float = typer.Option(60.0, help="Latency SLO in seconds."),
+    gpus: int | None = typer.Option(
+        None, help="Simulated GPUs (workers) (default: the profile's serving workers, else 16)."
+    ),
+    slo: float | None = typer.Option(
+        None, help="Latency SLO in seconds (default: the profile's serving SLO, else 60)."
+    ),
     trace: str = TRACE_OPTION,
     qps: str = QPS_OPTION,
     point_seconds: float = POINT_SECONDS_OPTION,
@@ -58,6 +62,8 @@ def simulate_command(
     """Replay a trace with each policy and print violations and served quality."""
     names = check_policies([p.strip() for p in policies.split(",") if p.strip()])
     prof = load_profile(profile)
+    gpus = gpus if gpus is not None else prof.serving.workers or 16
+    slo = slo if slo is not None else prof.serving.slo_s or 60.0
     if solver not in SOLVERS:
         raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
     if table not in TABLE_CHOICES:

@@ -133,8 +133,10 @@ def build_profile(
         # batched (seed = prompt index, so an image does not depend on its batch-mates)
         for k in range(0, len(todo), v.max_batch):
             chunk = todo[k : k + v.max_batch]
-            out = executor.generate(v.name, [prompts[i] for i in chunk], chunk, tuple(v.resolution))
-            for i, img in zip(chunk, out.images, strict=True):
+            batch = executor.generate(
+                v.name, [prompts[i] for i in chunk], chunk, tuple(v.resolution)
+            )
+            for i, img in zip(chunk, batch.images, strict=True):
                 (folder / f"{i}.png").write_bytes(img)
             progress(f"images {v.name}", k + len(chunk), len(todo))
 

@@ -1,0 +1,74 @@
+"""End to end on the bundled demo pool: real tiny models served over HTTP on this CPU."""
+
+import base64
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
+pytest.importorskip("spacy", reason="the demo pool's online router needs the [router] extra")
+
+from hadis.demo.adherence import check  # noqa: E402
+from hadis.profiles import load_profile  # noqa: E402
+from hadis.serve import ServeConfig, build_app  # noqa: E402
+from tests.serve_helpers import running_server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo():
+    profile = load_profile("demo-cpu")
+    s = profile.serving
+    app = build_app(
+        profile,
+        ServeConfig(workers=s.workers, slo_s=s.slo_s),
+        executor=s.executor,
+        router=s.router,
+        discriminator=s.discriminator,
+        local_files_only=True,
+    )
+    with running_server(app, timeout_s=180) as base:
+        yield base, profile
+
+
+def _generate(base: str, prompt: str, seed: int) -> tuple[Image.Image, dict]:
+    r = httpx.post(
+        f"{base}/v1/images/generations",
+        json={"prompt": prompt, "size": "32x32", "seed": seed},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    item = r.json()["data"][0]
+    img = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
+    assert img.format == "PNG" and img.size == (32, 32)
+    return img.convert("RGB"), item["hadis"]
+
+
+def test_serving_defaults_come_from_the_profile(demo):
+    base, profile = demo
+    plan = httpx.get(f"{base}/v1/plan").json()
+    assert plan["executor"] == "diffusers"
+    assert plan["router"] == "online-features" and plan["discriminator"].startswith("trained")
+    assert {m["id"] for m in httpx.get(f"{base}/v1/models").json()["data"]} >= {
+        m.name for m in profile.models
+    }
+
+
+def test_easy_prompt_gives_an_image_the_adherence_checker_accepts(demo):
+    base, _ = demo
+    prompt = "a large red square on a black background"
+    results = [check(_generate(base, prompt, seed)[0], prompt) for seed in range(4)]
+    assert sum(r.ok for r in results) >= 3, [r.clauses for r in results]
+
+
+def test_hard_prompt_is_served_by_the_heavy_variant(demo):
+    base, _ = demo
+    plan = httpx.get(f"{base}/v1/plan").json()["plan"]
+    light, heavy = plan["pair"]
+    prompt = "two shapes: a red circle left of a blue square, and a green triangle above the circle"
+    _, ext = _generate(base, prompt, seed=0)
+    assert ext["model"] == heavy != light
+    assert ext["path"] in ("direct-heavy", "escalated")
