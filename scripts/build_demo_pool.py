@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,9 @@ DISC_SEED = 2
 
 
 def hadis(*args: str) -> None:
-    cmd = ["hadis", *args]
-    print("$", " ".join(cmd), flush=True)
+    exe = shutil.which("hadis") or str(Path(sys.executable).parent / "hadis")
+    cmd = [exe, *args]
+    print("$ hadis", " ".join(args), flush=True)
     subprocess.run(cmd, check=True)
 
 

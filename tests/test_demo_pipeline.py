@@ -71,3 +71,17 @@ def test_executor_loads_and_generates_seeded_pngs(mini_model):
 def test_bundled_paths_resolve_inside_the_package():
     assert Path(bundled.resolve("hadis:demo/pool.yaml")).is_file()
     assert bundled.resolve("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
+
+
+def test_variants_of_one_model_share_the_loaded_pipeline(mini_model):
+    a = ModelVariant("mini-2", str(mini_model), 2, 0.0, (32, 32), 1.0, {1: 0.1}, 4)
+    b = dataclasses.replace(a, name="mini-3", steps=3)
+    profile = Profile("mini", "cpu", Metric("FID", Direction.LOWER), (a, b), ())
+    ex = DiffusersExecutor(profile, local_files_only=True)
+    ex.load("mini-2")
+    pipe = ex._pipe  # noqa: SLF001
+    ex.load("mini-3")
+    assert ex._pipe is pipe  # noqa: SLF001
+    two = ex.generate("mini-2", ["a red circle"], [0], (32, 32)).images[0]
+    three = ex.generate("mini-3", ["a red circle"], [0], (32, 32)).images[0]
+    assert two != three  # the variant's own steps are used
