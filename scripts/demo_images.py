@@ -22,10 +22,11 @@ from hadis.serve.executors import DiffusersExecutor
 
 PROMPTS = [
     "a large red square on a black background",
-    "a small yellow circle on a white background",
-    "a blue triangle left of an orange circle",
-    "two shapes: a green diamond above a purple square on a gray background",
+    "a small yellow circle",
+    "a red circle left of a blue square",
+    "a green triangle above a purple diamond",
 ]
+SEEDS = range(10)
 SCALE = 6
 ESCALATE_D = 0.3  # the discriminator ratio the escalation example uses
 
@@ -37,14 +38,14 @@ def _big(png: bytes) -> Image.Image:
 
 def _sheet(cells: list[list[tuple[Image.Image, str]]], header: list[str]) -> Image.Image:
     """Rows of (image, caption) cells under a header row."""
-    w, h, pad = 32 * SCALE, 32 * SCALE, 40
-    sheet = Image.new("RGB", (len(header) * (w + 8) + 8, len(cells) * (h + pad) + 30), "white")
+    h, pad, col = 32 * SCALE, 40, 32 * SCALE + 70  # col: room for captions
+    sheet = Image.new("RGB", (len(header) * col + 8, len(cells) * (h + pad) + 30), "white")
     d = ImageDraw.Draw(sheet)
     for c, text in enumerate(header):
-        d.text((8 + c * (w + 8), 8), text, fill="black")
+        d.text((8 + c * col, 8), text, fill="black")
     for r, row in enumerate(cells):
         for c, (img, caption) in enumerate(row):
-            x, y = 8 + c * (w + 8), 30 + r * (h + pad)
+            x, y = 8 + c * col, 30 + r * (h + pad)
             sheet.paste(img, (x, y))
             d.text((x, y + h + 4), caption, fill="black")
     return sheet
@@ -64,17 +65,31 @@ def main() -> int:
         a = check(Image.open(io.BytesIO(png)), prompt)
         return f"{'OK' if a.ok else 'miss'} {a.score:.0%} of clauses"
 
+    def ok(png: bytes, prompt: str) -> bool:
+        return check(Image.open(io.BytesIO(png)), prompt).ok
+
+    # per prompt: pass counts over seeds 0-9, shown at the first seed the heavy passes
     rows, prompts_text = [], []
     for k, prompt in enumerate(PROMPTS):
-        lo = ex.generate(light, [prompt], [args.seed], (32, 32)).images[0]
-        hi = ex.generate(heavy, [prompt], [args.seed], (32, 32)).images[0]
-        rows.append([(_big(lo), verdict(lo, prompt)), (_big(hi), verdict(hi, prompt))])
-        prompts_text.append(f"{k + 1}. {prompt}")
+        seeds = list(SEEDS)
+        lo = ex.generate(light, [prompt] * len(seeds), seeds, (32, 32)).images
+        hi = ex.generate(heavy, [prompt] * len(seeds), seeds, (32, 32)).images
+        n_lo, n_hi = sum(ok(b, prompt) for b in lo), sum(ok(b, prompt) for b in hi)
+        s = next((i for i in seeds if ok(hi[i], prompt)), 0)
+        rows.append(
+            [
+                (_big(lo[s]), f"seed {s}: {verdict(lo[s], prompt)}; {n_lo}/10 OK"),
+                (_big(hi[s]), f"seed {s}: {verdict(hi[s], prompt)}; {n_hi}/10 OK"),
+            ]
+        )
+        prompts_text.append(f"{k + 1}. {prompt}: light {n_lo}/10, heavy {n_hi}/10 seeds pass")
     args.out.mkdir(parents=True, exist_ok=True)
     _sheet(rows, [f"light: {light}", f"heavy: {heavy}"]).save(args.out / "demo-light-heavy.png")
     (args.out / "demo-light-heavy.txt").write_text("\n".join(prompts_text) + "\n")
+    print("\n".join(prompts_text))
 
     # escalation: the first seed whose light image the discriminator sends to heavy at d
+    # and whose heavy image passes
     prompt = PROMPTS[2]
     cut = disc.threshold(light, ESCALATE_D)
     for seed in range(50):
@@ -82,9 +97,11 @@ def main() -> int:
         conf = disc.confidence(light, None, seed, lo)
         if conf < cut:
             hi = ex.generate(heavy, [prompt], [seed], (32, 32)).images[0]
+            if not ok(hi, prompt):
+                continue
             cells = [
                 [
-                    (_big(lo), f"confidence {conf:.2f} < cut {cut:.2f}"),
+                    (_big(lo), f"P(real) {conf:.3f} < cut {cut:.3f} (d={ESCALATE_D})"),
                     (_big(hi), verdict(hi, prompt)),
                 ]
             ]

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from hadis.cli.main import app
@@ -91,3 +92,23 @@ def test_simulate_with_the_enumerating_solver():
         assert (
             abs(milp[policy]["quality"] - enum[policy]["quality"]) < 0.02 * milp[policy]["quality"]
         )
+
+
+def test_simulate_the_demo_pool_with_its_serving_defaults():
+    from hadis.profiles import load_profile
+
+    demo = load_profile("demo-cpu")
+    res = runner.invoke(
+        app,
+        ["simulate", "--profile", "demo-cpu", "--policies", "hadis,clipper-light,clipper-heavy"]
+        + ["--qps", "0.5:3", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    light, heavy = demo.models[0], demo.models[-1]
+    assert out["clipper-light"]["quality"] == pytest.approx(light.quality_alone)
+    # the cascade serves between the lone variants' FIDs; heavy alone overloads 2 workers
+    assert heavy.quality_alone <= out["hadis"]["quality"] < light.quality_alone
+    assert out["hadis"]["violation_ratio"] < out["clipper-heavy"]["violation_ratio"]
+    res = runner.invoke(app, ["simulate", "--profile", "demo-cpu", "--gpus", "0"])
+    assert res.exit_code == 2

@@ -33,6 +33,7 @@ from hadis.errors import HadisError
 from hadis.planner import get_policy
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, ReferenceDiscriminator, ReferenceRouter, Router
+from hadis.routing.simple import RandomDiscriminator
 from hadis.sim.trace import Trace
 
 _DONE, _WAKE = 0, 1
@@ -89,6 +90,15 @@ def initial_demand(trace: Trace, config: SimConfig) -> float:
     return first / config.replan_period_s
 
 
+def default_discriminator(profile: Profile, seed: int) -> Discriminator:
+    """The paper's per-prompt scores where the profile maps models to them (extra.index);
+    otherwise a seeded random one, so that d stays the escalated fraction (served quality
+    comes from the profile's rows either way)."""
+    if any(isinstance(m.extra.get("index"), int) for m in profile.models):
+        return ReferenceDiscriminator(profile)
+    return RandomDiscriminator(seed)
+
+
 def simulate(
     profile: Profile,
     trace: Trace,
@@ -110,7 +120,7 @@ def simulate(
         config.gpus,
         EngineConfig(config.slo_s, config.drop_factor, config.switch_delay_s, config.seed),
         router or ReferenceRouter(),
-        discriminator or ReferenceDiscriminator(profile),
+        discriminator or default_discriminator(profile, config.seed),
         recorder,
     )
     controller = Controller(
