@@ -18,9 +18,9 @@ from PIL import Image
 from hadis.demo.evaluate import (
     adherence_report,
     batch_latency,
+    eval_examples,
     fid,
     generate,
-    test_examples,
 )
 from hadis.demo.pipeline import HadisDemoPipeline
 
@@ -40,7 +40,7 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    examples = test_examples(args.n)
+    examples = eval_examples(args.n)
     prompts = [e[1] for e in examples]
     reference = [e[0] for e in examples]
     results, rows = {}, [reference[:16]]

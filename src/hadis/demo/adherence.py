@@ -23,8 +23,8 @@ from scipy import ndimage
 
 from hadis.demo.world import BACKGROUNDS, COLOURS, RELATIONS, SHAPES, SIZES
 
-_PALETTE_NAMES = (*COLOURS, *(f"bg:{b}" for b in BACKGROUNDS))
-_PALETTE = np.array([*COLOURS.values(), *BACKGROUNDS.values()], dtype=np.float32)
+PALETTE_NAMES = (*COLOURS, *(f"bg:{b}" for b in BACKGROUNDS))
+PALETTE = np.array([*COLOURS.values(), *BACKGROUNDS.values()], dtype=np.float32)
 MAX_COLOUR_DISTANCE = 90.0  # RGB distance beyond which a pixel is no palette colour
 MIN_REGION_PX = 6  # smaller regions are noise (a small object covers ~45 px at 32x32)
 MIN_SHAPE_IOU = 0.45
@@ -124,7 +124,7 @@ def shape_coverage(shape: str, cx: float, cy: float, r: float, size: int) -> np.
 def palette_labels(image: Image.Image) -> np.ndarray:
     """Per pixel: index into the palette (objects, then backgrounds), -1 for none."""
     arr = np.asarray(image.convert("RGB"), dtype=np.float32)
-    dist = np.linalg.norm(arr[:, :, None, :] - _PALETTE[None, None], axis=-1)
+    dist = np.linalg.norm(arr[:, :, None, :] - PALETTE[None, None], axis=-1)
     labels = dist.argmin(axis=-1)
     labels[dist.min(axis=-1) > MAX_COLOUR_DISTANCE] = -1
     return labels
@@ -155,7 +155,7 @@ def analyse(image: Image.Image) -> Analysis:
     h, w = labels.shape
     border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     border = border[border >= len(COLOURS)]
-    background = _PALETTE_NAMES[int(np.bincount(border).argmax())][3:] if len(border) else None
+    background = PALETTE_NAMES[int(np.bincount(border).argmax())][3:] if len(border) else None
     edge = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
     bg_rgb = np.median(edge, axis=0)
     regions = []
@@ -167,7 +167,7 @@ def analyse(image: Image.Image) -> Analysis:
             if area < MIN_REGION_PX:
                 continue
             # soft coverage: where each pixel lies between the background and the colour
-            c = _PALETTE[ci]
+            c = PALETTE[ci]
             line = c - bg_rgb
             alpha = ((arr - bg_rgb) @ line) / max(float(line @ line), 1.0)
             alpha = np.clip(alpha, 0, 1) * ndimage.binary_dilation(region)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from hadis.demo.adherence import check
+from hadis.demo.adherence import analyse, check_spec, parse_prompt
 from hadis.demo.world import Scene, example
 
 EVAL_SEED = 1
@@ -29,7 +29,7 @@ class VariantRun:
     guidance: float
 
 
-def test_examples(n: int, seed: int = EVAL_SEED) -> list[tuple[Image.Image, str, Scene]]:
+def eval_examples(n: int, seed: int = EVAL_SEED) -> list[tuple[Image.Image, str, Scene]]:
     return [example(seed, i) for i in range(n)]
 
 
@@ -57,11 +57,11 @@ def adherence_report(images: list[Image.Image], prompts: list[str]) -> dict[str,
     and hard prompts."""
     res: dict[str, list[tuple[bool, float]]] = {"easy": [], "hard": []}
     for img, prompt in zip(images, prompts, strict=True):
-        a = check(img, prompt)
-        if a is None:
+        spec = parse_prompt(prompt)
+        if spec is None:
             continue
-        hard = sum(1 for c, _ in a.clauses if " of " in c or "above" in c or "below" in c) > 0
-        res["hard" if hard else "easy"].append((a.ok, a.score))
+        a = check_spec(analyse(img), spec)
+        res["hard" if spec.hard else "easy"].append((a.ok, a.score))
     out: dict[str, float] = {}
     for kind, vals in res.items():
         out[f"{kind}_n"] = len(vals)

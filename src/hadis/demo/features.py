@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hadis.demo.adherence import _PALETTE, SHAPES, analyse, palette_labels
-from hadis.demo.world import COLOURS
+from hadis.demo.adherence import PALETTE, analyse, palette_labels
+from hadis.demo.world import COLOURS, SHAPES
 
-DIMS = len(_PALETTE) + 1 + 48 + len(COLOURS) + len(SHAPES) + 2
+DIMS = len(PALETTE) + 1 + 48 + len(COLOURS) + len(SHAPES) + 2
 
 
 def world_features(image: Image.Image) -> np.ndarray:
@@ -23,7 +23,7 @@ def world_features(image: Image.Image) -> np.ndarray:
         rgb = rgb.resize((32, 32), Image.Resampling.BOX)
     arr = np.asarray(rgb, dtype=np.float32) / 255.0
     labels = palette_labels(rgb)
-    shares = np.bincount(labels.ravel() + 1, minlength=len(_PALETTE) + 1) / labels.size
+    shares = np.bincount(labels.ravel() + 1, minlength=len(PALETTE) + 1) / labels.size
     h, w, _ = arr.shape
     grid = arr.reshape(4, h // 4, 4, w // 4, 3).mean(axis=(1, 3)).ravel()
     regions = analyse(rgb).regions
