@@ -56,7 +56,7 @@ def serve_command(
     discriminator: str | None = typer.Option(
         None,
         help=f"Discriminator: {', '.join(DISCRIMINATORS)} "
-        "[default: the profile's, else reference).",
+        "(default: the profile's, else reference).",
     ),
     device: str = typer.Option("cpu", help="diffusers executor: torch device (cpu, cuda)."),
     dtype: str = typer.Option("float32", help="diffusers executor: float32, float16, bfloat16."),
