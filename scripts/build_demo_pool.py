@@ -51,21 +51,12 @@ def render_set(folder: Path, seed: int, n: int) -> list[str]:
 def generate_set(folder: Path, pool_file: Path, prompts: list[str]) -> None:
     """Every variant's images for the prompts (seed = prompt index), cached per file."""
     from hadis.profiling import load_pool
-    from hadis.profiling.profiler import _profile_stub
+    from hadis.profiling.profiler import generate_images, profile_stub
     from hadis.serve.executors import DiffusersExecutor
 
     spec = load_pool(pool_file)
-    executor = DiffusersExecutor(_profile_stub(spec), spec.device, spec.dtype, True)
-    for v in spec.variants:
-        out = folder / v.name
-        out.mkdir(parents=True, exist_ok=True)
-        todo = [i for i in range(len(prompts)) if not (out / f"{i}.png").exists()]
-        for k in range(0, len(todo), 16):
-            chunk = todo[k : k + 16]
-            res = executor.generate(v.name, [prompts[i] for i in chunk], chunk, v.resolution)
-            for i, png in zip(chunk, res.images, strict=True):
-                (out / f"{i}.png").write_bytes(png)
-        print(f"generated {len(todo)} images for {v.name}", flush=True)
+    executor = DiffusersExecutor(profile_stub(spec), spec.device, spec.dtype, True)
+    generate_images(executor, spec.variants, prompts, folder)
 
 
 def report(workdir: Path, pool_file: Path, prompts: list[str], profile_file: Path) -> dict:

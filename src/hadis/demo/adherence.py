@@ -21,7 +21,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from hadis.demo.world import BACKGROUNDS, COLOURS, RELATIONS, SHAPES, SIZES
+from hadis.demo.world import (
+    BACKGROUNDS,
+    COLOURS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    SUPERSAMPLE,
+    draw_shape,
+)
 
 PALETTE_NAMES = (*COLOURS, *(f"bg:{b}" for b in BACKGROUNDS))
 PALETTE = np.array([*COLOURS.values(), *BACKGROUNDS.values()], dtype=np.float32)
@@ -104,19 +112,10 @@ _AREA = {"circle": np.pi, "square": 4.0, "triangle": 2.0, "diamond": 2.0}  # are
 
 def shape_coverage(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
     """Fraction of each pixel covered by `shape` (centre cx, cy and radius r in pixels),
-    drawn like the world's renderer: 4x supersampled, box-filtered."""
-    s = 4
+    drawn as the world's renderer draws it."""
+    s = SUPERSAMPLE
     img = Image.new("L", (size * s, size * s), 0)
-    d = ImageDraw.Draw(img)
-    cx, cy, r = cx * s, cy * s, r * s
-    if shape == "circle":
-        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-    elif shape == "square":
-        d.rectangle((cx - r, cy - r, cx + r, cy + r), fill=255)
-    elif shape == "triangle":
-        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=255)
-    else:
-        d.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=255)
+    draw_shape(ImageDraw.Draw(img), shape, cx * s, cy * s, r * s, 255)
     small = img.resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32) / 255.0
 
@@ -149,9 +148,10 @@ def _fit_shape(alpha: np.ndarray) -> tuple[str, float, float]:
     return best
 
 
-def analyse(image: Image.Image) -> Analysis:
+def analyse(image: Image.Image, labels: np.ndarray | None = None) -> Analysis:
+    """Regions and background of an image (`labels`: its palette_labels, if known)."""
     arr = np.asarray(image.convert("RGB"), dtype=np.float32)
-    labels = palette_labels(image)
+    labels = palette_labels(image) if labels is None else labels
     h, w = labels.shape
     border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     border = border[border >= len(COLOURS)]

@@ -26,7 +26,7 @@ def world_features(image: Image.Image) -> np.ndarray:
     shares = np.bincount(labels.ravel() + 1, minlength=len(PALETTE) + 1) / labels.size
     h, w, _ = arr.shape
     grid = arr.reshape(4, h // 4, 4, w // 4, 3).mean(axis=(1, 3)).ravel()
-    regions = analyse(rgb).regions
+    regions = analyse(rgb, labels).regions
     colours = [sum(r.colour == c for r in regions) for c in COLOURS]
     shapes = [sum(r.shape == s for r in regions) for s in SHAPES]
     fit = np.mean([r.iou for r in regions]) if regions else 0.0

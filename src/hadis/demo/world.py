@@ -80,22 +80,28 @@ def sample_scene(rng: np.random.Generator, n_objects: int | None = None) -> Scen
     return Scene(tuple(objs), str(rng.choice(list(BACKGROUNDS))))
 
 
-def render(scene: Scene, size: int = 32, supersample: int = 4) -> Image.Image:
+SUPERSAMPLE = 4
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:  # noqa: ANN001
+    """One shape centred at (cx, cy) with radius r (pixels of the drawing)."""
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif shape == "square":
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    else:  # diamond
+        draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=fill)
+
+
+def render(scene: Scene, size: int = 32, supersample: int = SUPERSAMPLE) -> Image.Image:
     big = size * supersample
     img = Image.new("RGB", (big, big), BACKGROUNDS[scene.background])
     draw = ImageDraw.Draw(img)
     for o in scene.objects:
         r = SIZES[o.size] * big / 2
-        cx, cy = o.x * big, o.y * big
-        fill = COLOURS[o.colour]
-        if o.shape == "circle":
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-        elif o.shape == "square":
-            draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
-        elif o.shape == "triangle":
-            draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-        else:  # diamond
-            draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=fill)
+        draw_shape(draw, o.shape, o.x * big, o.y * big, r, COLOURS[o.colour])
     return img.resize((size, size), Image.Resampling.BOX)
 
 

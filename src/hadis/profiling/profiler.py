@@ -16,7 +16,7 @@ from PIL import Image
 from hadis.errors import HadisError
 from hadis.profiles import BatchRule, ConfigRow, Direction, Metric, ModelVariant, Profile
 from hadis.profiles.io import save_profile
-from hadis.profiling.pool import PoolSpec
+from hadis.profiling.pool import PoolSpec, VariantSpec
 from hadis.profiling.quality import FidScorer, make_pixel_features
 from hadis.routing.trained import image_files
 
@@ -27,7 +27,7 @@ def _quiet(stage: str, done: int, total: int) -> None:
     pass
 
 
-def _profile_stub(spec: PoolSpec) -> Profile:
+def profile_stub(spec: PoolSpec) -> Profile:
     """A profile with just the variants, so the executor can load them."""
     models = tuple(
         ModelVariant(
@@ -57,6 +57,32 @@ def measure_latency(
         ]
         out[b] = (statistics.median(times), float(np.percentile(times, 95)))
     return out
+
+
+def generate_images(
+    executor,  # noqa: ANN001
+    variants: list[VariantSpec],
+    prompts: list[str],
+    folder: Path,
+    progress: Progress = _quiet,
+) -> None:
+    """FOLDER/VARIANT/I.png for every variant and prompt I (seed = I), batched by each
+    variant's max_batch; existing files are kept, so a rerun resumes."""
+    for v in variants:
+        out = folder / v.name
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [i for i in range(len(prompts)) if not (out / f"{i}.png").exists()]
+        if todo:
+            executor.load(v.name)
+        # seed = prompt index, so an image does not depend on its batch-mates
+        for k in range(0, len(todo), v.max_batch):
+            chunk = todo[k : k + v.max_batch]
+            batch = executor.generate(
+                v.name, [prompts[i] for i in chunk], chunk, tuple(v.resolution)
+            )
+            for i, img in zip(chunk, batch.images, strict=True):
+                (out / f"{i}.png").write_bytes(img)
+            progress(f"images {v.name}", k + len(chunk), len(todo))
 
 
 def _check_manifest(workdir: Path, spec: PoolSpec, prompts: list[str]) -> None:
@@ -103,7 +129,7 @@ def build_profile(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     _check_manifest(workdir, spec, prompts)
-    stub = _profile_stub(spec)
+    stub = profile_stub(spec)
     executor = DiffusersExecutor(stub, spec.device, spec.dtype, local_files_only)
     order = sorted(spec.variants, key=lambda v: v.steps)  # provisional, re-sorted by latency
 
@@ -124,21 +150,7 @@ def build_profile(
         progress("latency", i + 1, len(order))
 
     # 2. images (cached per file: a rerun resumes)
-    for v in order:
-        folder = workdir / "images" / v.name
-        folder.mkdir(parents=True, exist_ok=True)
-        todo = [i for i in range(len(prompts)) if not (folder / f"{i}.png").exists()]
-        if todo:
-            executor.load(v.name)
-        # batched (seed = prompt index, so an image does not depend on its batch-mates)
-        for k in range(0, len(todo), v.max_batch):
-            chunk = todo[k : k + v.max_batch]
-            batch = executor.generate(
-                v.name, [prompts[i] for i in chunk], chunk, tuple(v.resolution)
-            )
-            for i, img in zip(chunk, batch.images, strict=True):
-                (folder / f"{i}.png").write_bytes(img)
-            progress(f"images {v.name}", k + len(chunk), len(todo))
+    generate_images(executor, order, prompts, workdir / "images", progress)
 
     # 3. router scores and discriminator confidences (cached)
     score_file = workdir / f"scores-{router}-{discriminator.replace('/', '_')}.json"
