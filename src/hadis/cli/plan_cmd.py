@@ -11,7 +11,7 @@ from rich.table import Table
 from hadis.cli.common import PROFILE_OPTION, console, user_errors
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanRequest, get_policy, policy_names
-from hadis.planner.hadis_policy import TABLE_CHOICES
+from hadis.planner.hadis_policy import DEFAULT_SOLVER, TABLE_CHOICES
 from hadis.profiles import load_profile
 
 
@@ -60,7 +60,9 @@ def plan_command(
     table: str = typer.Option(
         "full", help=f"Configuration rows the hadis policy may use: {', '.join(TABLE_CHOICES)}."
     ),
-    solver: str = typer.Option("milp", help="hadis/diffserve solver: milp (HiGHS) or enumerate."),
+    solver: str = typer.Option(
+        DEFAULT_SOLVER, help="hadis/diffserve solver: enumerate (exact, fast) or milp (HiGHS)."
+    ),
     overprovision: float = typer.Option(1.05, help="Capacity margin over demand."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:

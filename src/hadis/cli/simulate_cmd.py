@@ -22,7 +22,7 @@ from hadis.cli.common import (
 )
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
-from hadis.planner.hadis_policy import SOLVERS, TABLE_CHOICES
+from hadis.planner.hadis_policy import DEFAULT_SOLVER, SOLVERS, TABLE_CHOICES
 from hadis.profiles import load_profile
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
@@ -54,7 +54,8 @@ def simulate_command(
         "full", help=f"Rows the hadis policy uses: {', '.join(TABLE_CHOICES)}."
     ),
     solver: str = typer.Option(
-        "milp", help="hadis/diffserve planner: milp (HiGHS) or enumerate (same optimum, faster)."
+        DEFAULT_SOLVER,
+        help="hadis/diffserve planner: enumerate (exact, fast) or milp (HiGHS, same optimum).",
     ),
     out: Path | None = typer.Option(None, help="Directory for CSV/JSON results and PNG plots."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object keyed by policy."),

@@ -165,9 +165,11 @@ class Engine:
             model = names[bisect.bisect_right(cum, self._rng.random() * cum[-1])]
             q.pair, q.path = (model,), LIGHT
         elif plan.heavy is not None and plan.r > 0:
-            q.router_score = self.router.score(q.prompt_id, q.prompt)
+            score = q.router_score
+            if score is None:
+                score = q.router_score = self.router.score(q.prompt_id, q.prompt)
             q.pair = (plan.light, plan.heavy)
-            if q.router_score > self._router_cut:
+            if score > self._router_cut:
                 model, q.path = plan.heavy, DIRECT
             else:
                 model, q.path = plan.light, LIGHT
@@ -243,19 +245,24 @@ class Engine:
         heavy = plan.heavy if self._split is None and self._disc_cut > -math.inf else None
         model = w.loaded
         escalated = False
-        confidence = self.discriminator.confidence
+        if heavy is None or heavy == model:
+            for q in batch:
+                self._serve(now, q)
+            return self._release(now, w)
+        confidence, cut = self.discriminator.confidence, self._disc_cut
+        serve = self._serve
         for q in batch:
-            if q.path == LIGHT and heavy is not None and heavy != model and q.pinned is None:
+            if q.path == LIGHT and q.pinned is None:
                 conf = q.confidence
                 if conf is None:  # not computed ahead by the driver
-                    conf = confidence(model, q.prompt_id, q.image_seed, q.image)
+                    conf = confidence(model, q.prompt_id, q.image_seed, q.image)  # type: ignore[arg-type]
                     q.confidence = conf
-                if conf < self._disc_cut:
+                if conf < cut:
                     q.path = ESCALATED
                     self._enqueue(q, heavy)
                     escalated = True
                     continue
-            self._serve(now, q)
+            serve(now, q)
         if escalated:
             out = self._fill(now, heavy)  # type: ignore[arg-type]
             if out:

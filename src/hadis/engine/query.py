@@ -51,13 +51,15 @@ class Query:
         prompt: str | None = None,
         image_seed: int = 0,
         pinned: str | None = None,
+        router_score: float | None = None,
     ) -> None:
         self.qid = qid
         self.arrival_s = arrival_s
         self.prompt_id = prompt_id
         self.prompt = prompt
         self.image_seed = image_seed
-        self.router_score = 0.0
+        # scored by the driver ahead (e.g. a whole trace at once), else by the engine
+        self.router_score = router_score
         self.pair: tuple[str, ...] = ()
         self.path = LIGHT
         self.model = ""  # model of the stage it is queued for / last ran on

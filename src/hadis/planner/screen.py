@@ -8,15 +8,17 @@ number fits the GPU budget; the MILP and the enumerating solver both start from 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from hadis.planner.candidates import Candidate, share_matrix
 from hadis.planner.types import PlanRequest
 from hadis.profiles import Profile
+
+# useful options: (M, B) mask, batch sizes per model, (N, B) mask per entry
+OptionSet = tuple[np.ndarray, dict[str, tuple[int, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,20 @@ class CandidateSet:
     escalates: np.ndarray  # (K,) bool
     pair_id: np.ndarray  # (K,) index into esc_pairs, -1 when not escalating
     esc_pairs: tuple[tuple[int, int], ...]  # (light model col, heavy model col)
+    # Per model, its batch options padded to B columns (ascending; padding: size 0, inf s).
+    sizes: np.ndarray  # (M, B) int
+    batch_s: np.ndarray  # (M, B) seconds per batch
+    per_gpu_qps: np.ndarray  # (M, B) images per second per GPU (1 in the padding)
+    # The (candidate, model) entries with a share: GPUs are computed per entry, not per cell.
+    ent_k: np.ndarray  # (N,) candidate
+    ent_j: np.ndarray  # (N,) model column
+    ent_load: np.ndarray  # (N, B) share / per-GPU throughput of each option of the model
+    esc_k: np.ndarray  # (E,) escalating candidates
+    esc_light: np.ndarray  # (E,) their light model column
+    esc_heavy: np.ndarray  # (E,) their heavy model column
+    esc_light_ent: np.ndarray  # (E,) entry of their light model
+    esc_heavy_ent: np.ndarray  # (E,) entry of their heavy model
+    options_cache: dict[bytes, OptionSet] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, profile: Profile, candidates: Sequence[Candidate]) -> CandidateSet:
@@ -47,7 +63,39 @@ class CandidateSet:
             ],
             dtype=int,
         )
+        variants = [profile.model(m) for m in models]
+        width = max(len(v.batch_options) for v in variants)
+        sizes = np.zeros((len(models), width), dtype=int)
+        batch_s = np.full((len(models), width), np.inf)
+        per_gpu = np.ones((len(models), width))
+        for j, v in enumerate(variants):
+            for i, b in enumerate(v.batch_options):
+                sizes[j, i], batch_s[j, i], per_gpu[j, i] = (
+                    b,
+                    v.batch_latency_s(b),
+                    v.capacity_qps(b),
+                )
+        esc_k = np.flatnonzero(pair_id >= 0)
+        ent_k, ent_j = np.nonzero(share)
+        entry = {(int(k), int(j)): n for n, (k, j) in enumerate(zip(ent_k, ent_j, strict=True))}
+        esc_light = np.array([pairs[pair_id[k]][0] for k in esc_k], dtype=int)
+        esc_heavy = np.array([pairs[pair_id[k]][1] for k in esc_k], dtype=int)
         return cls(
+            ent_k=ent_k,
+            ent_j=ent_j,
+            ent_load=share[ent_k, ent_j][:, None] / per_gpu[ent_j],
+            esc_light_ent=np.array(
+                [entry[(int(k), int(j))] for k, j in zip(esc_k, esc_light, strict=True)], dtype=int
+            ),
+            esc_heavy_ent=np.array(
+                [entry[(int(k), int(j))] for k, j in zip(esc_k, esc_heavy, strict=True)], dtype=int
+            ),
+            sizes=sizes,
+            batch_s=batch_s,
+            per_gpu_qps=per_gpu,
+            esc_k=esc_k,
+            esc_light=esc_light,
+            esc_heavy=esc_heavy,
             candidates=tuple(candidates),
             models=models,
             share=share,
@@ -102,41 +150,63 @@ class Screened:
         return np.flatnonzero(self.need <= gpus)
 
 
+def _options(cs: CandidateSet, usable: np.ndarray) -> OptionSet:
+    """The useful options for a pattern of usable ones: (M, B) mask, batch sizes per model,
+    (N, B) mask per entry. Few patterns recur in a run: cached on the candidate set."""
+    key = usable.tobytes()
+    hit = cs.options_cache.get(key)
+    if hit is None:
+        useful = _useful_mask(cs, usable)
+        names = enumerate(cs.models)
+        options = {m: tuple(int(b) for b in cs.sizes[j][useful[j]]) for j, m in names}
+        hit = (useful, options, useful[cs.ent_j])
+        cs.options_cache[key] = hit
+    return hit
+
+
+def _useful_mask(cs: CandidateSet, usable: np.ndarray) -> np.ndarray:
+    """(M, B): usable options (fit the SLO on their own) that no other usable option beats
+    on both throughput and latency (among exact equals the smaller batch stays); the
+    array form of `useful_batches`."""
+    cap, lat = cs.per_gpu_qps, cs.batch_s
+    o_cap, b_cap = cap[:, :, None], cap[:, None, :]  # axis 1: the other option o, axis 2: b
+    o_lat, b_lat = lat[:, :, None], lat[:, None, :]
+    width = cap.shape[1]
+    o_before_b = np.arange(width)[:, None] < np.arange(width)[None, :]
+    same = (o_cap == b_cap) & (o_lat == b_lat)
+    beats = (o_cap >= b_cap) & (o_lat <= b_lat) & (~same | o_before_b) & usable[:, :, None]
+    beats &= ~np.eye(width, dtype=bool)[None, :, :]
+    return usable & ~beats.any(axis=1)
+
+
 def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
+    """GPUs needed by every candidate at its best batch sizes, in a few array operations.
+
+    Per model the best option is the first minimum (the smallest batch among ties); for an
+    escalating candidate the (light, heavy) combination whose two stages fit the SLO
+    together, first in (light batch, heavy batch) order among ties.
+    """
     K, M = cs.share.shape
-    demand = req.target_qps
-    options = {m: useful_batches(req, m) for m in cs.models}
-    need = np.zeros(K)
+    delay = np.array([req.queue_delay_s(m) for m in cs.models])
+    path_s = cs.batch_s + delay[:, None]  # (M, B)
+    useful, options, entry_useful = _options(cs, path_s <= req.slo_s)
+    per = np.ceil(req.target_qps * cs.ent_load - 1e-9)  # (N, B) GPUs per entry and option
+    per = np.where(entry_useful, np.maximum(per, 0.0), np.inf)
+    arg = np.argmin(per, axis=1)
+    best = per[np.arange(len(arg)), arg]
+    need = np.bincount(cs.ent_k, weights=best, minlength=K)
     batch = np.zeros((K, M), dtype=int)
-    per_option: list[list[tuple[int, float, np.ndarray]]] = []  # per model: (b, lat, need_k)
-    for j, name in enumerate(cs.models):
-        model = req.profile.model(name)
-        q = req.queue_delay_s(name)
-        rows = []
-        for b in options[name]:
-            gpus = np.ceil(demand * cs.share[:, j] / model.capacity_qps(b) - 1e-9)
-            rows.append((b, model.batch_latency_s(b) + q, np.maximum(gpus, 0.0)))
-        per_option.append(rows)
-        used = cs.share[:, j] > 0
-        if not rows:
-            need[used] = np.inf
-            continue
-        stacked = np.stack([r[2] for r in rows])  # (B, K)
-        best = np.argmin(stacked, axis=0)  # first minimum: the smallest batch among ties
-        need += np.where(used, stacked[best, np.arange(K)], 0.0)
-        batch[:, j] = np.where(used, np.array([r[0] for r in rows])[best], 0)
-    # Escalating candidates: the light + heavy path must fit the SLO as a whole.
-    for p, (lj, hj) in enumerate(cs.esc_pairs):
-        ks = np.flatnonzero(cs.pair_id == p)
-        best_need = np.full(len(ks), np.inf)
-        best_b = np.zeros((len(ks), 2), dtype=int)
-        for (bl, ll, nl), (bh, lh, nh) in itertools.product(per_option[lj], per_option[hj]):
-            if ll + lh > req.slo_s:
-                continue
-            total = nl[ks] + nh[ks]
-            better = total < best_need
-            best_need[better] = total[better]
-            best_b[better] = (bl, bh)
-        need[ks] = best_need
-        batch[ks, lj], batch[ks, hj] = best_b[:, 0], best_b[:, 1]
+    batch[cs.ent_k, cs.ent_j] = np.where(np.isfinite(best), cs.sizes[cs.ent_j, arg], 0)
+    if cs.esc_k.size:
+        k, lj, hj = cs.esc_k, cs.esc_light, cs.esc_heavy
+        width = cs.sizes.shape[1]
+        total = per[cs.esc_light_ent, :, None] + per[cs.esc_heavy_ent, None, :]  # (E, B, B)
+        fits = path_s[lj, :, None] + path_s[hj, None, :] <= req.slo_s
+        total = np.where(fits, total, np.inf).reshape(len(k), -1)
+        pick = np.argmin(total, axis=1)
+        need[k] = total[np.arange(len(k)), pick]
+        ok = np.isfinite(need[k])
+        il, ih = np.divmod(pick, width)
+        batch[k, lj] = np.where(ok, cs.sizes[lj, il], 0)
+        batch[k, hj] = np.where(ok, cs.sizes[hj, ih], 0)
     return Screened(need=need, batch=batch, options=options)

@@ -65,6 +65,13 @@ class ReferenceRouter:
     def threshold(self, r: float) -> float:
         return cut_above(self._sorted, r)
 
+    def score_ids(self, prompt_ids: np.ndarray) -> list[float]:
+        """Scores of many reference prompts at once (a simulator scores its trace ahead)."""
+        ids = np.asarray(prompt_ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= N_PROMPTS):
+            _check_prompt(int(ids.min() if ids.min() < 0 else ids.max()))
+        return self.scores[ids].tolist()
+
 
 class ReferenceDiscriminator:
     """The paper's discriminator outputs for models with reference scores.

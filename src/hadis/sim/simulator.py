@@ -99,6 +99,15 @@ def default_discriminator(profile: Profile, seed: int) -> Discriminator:
     return RandomDiscriminator(seed)
 
 
+def _scores_ahead(router: Router, trace: Trace) -> list[float] | None:
+    """The whole trace's router scores in one call when the router can (reference prompt
+    ids); otherwise the engine scores each query as it arrives."""
+    score_ids = getattr(router, "score_ids", None)
+    if score_ids is None or trace.prompt or np.any(trace.prompt_id < 0):
+        return None
+    return score_ids(trace.prompt_id)
+
+
 def simulate(
     profile: Profile,
     trace: Trace,
@@ -136,6 +145,7 @@ def simulate(
         ),
     )
     image_seeds = trace_image_seeds(trace, config.seed)
+    router_scores = _scores_ahead(engine.router, trace)
     noise_rng = np.random.default_rng(config.seed + 2)
     sigma = config.latency_noise
     latency = {m.name: m.latency_table for m in profile.models}
@@ -183,7 +193,14 @@ def simulate(
                 now = t_arr
                 pid = prompt_ids[i]
                 text = prompts[i] if prompts else None
-                q = Query(i, now, pid if pid >= 0 else None, text, image_seeds[i])
+                q = Query(
+                    i,
+                    now,
+                    pid if pid >= 0 else None,
+                    text,
+                    image_seeds[i],
+                    router_score=router_scores[i] if router_scores else None,
+                )
                 observe(now)
                 cmds = submit(now, q)
                 i += 1
