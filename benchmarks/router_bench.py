@@ -1,6 +1,9 @@
 """Online router: agreement with the paper's reference features (5,000 prompts) and cost.
 
-Cost: one prompt at a time (the request path, cache off) and batched (nlp.pipe).
+Settings: `OnlineRouter()` (spaCy en_core_web_sm, wordfreq, bundled lexicons) against the
+bundled reference features. Cost: one prompt at a time (the request path, cache off; first
+1,000 prompts) and batched (nlp.pipe over all); relative to spaCy's own `nlp(prompt)` on
+the same prompts, the floor any spaCy-based router pays.
 """
 
 from __future__ import annotations
@@ -9,42 +12,64 @@ import time
 
 import numpy as np
 
-from hadis.routing.features import FEATURE_NAMES, OnlineRouter, load_spacy
-from hadis.routing.reference import ReferenceRouter, reference_arrays, reference_prompts
+from benchmarks.report import BenchmarkFailed, Figure, at_most
+
+SUITE = "router"
 
 
-def main() -> None:
+def run(tiny: bool = False) -> list[Figure]:
+    from hadis.routing.features import FEATURE_NAMES, OnlineRouter, load_spacy
+    from hadis.routing.reference import ReferenceRouter, reference_arrays, reference_prompts
+
     router = OnlineRouter()
     nlp = load_spacy()
-    prompts = list(reference_prompts())
-    t = time.perf_counter()
+    n = 100 if tiny else None
+    prompts = list(reference_prompts())[:n]
+    start = time.perf_counter()
     mine = router.extractor.features(prompts)
-    batch_s = time.perf_counter() - t
-    ref = reference_arrays()["features"]
-    print(
-        f"online router: spaCy {nlp.meta['name']} {nlp.meta['version']}; "
-        f"agreement with the reference features over {len(prompts)} prompts"
-    )
-    for name, share in zip(FEATURE_NAMES, (mine == ref).mean(axis=0), strict=True):
-        print(f"  {name:<18} {share:7.2%} exact")
-    ref_scores = ReferenceRouter().scores
+    batch_s = time.perf_counter() - start
+    ref = reference_arrays()["features"][: len(prompts)]
+    if mine.shape != ref.shape or not np.isfinite(mine).all():
+        raise BenchmarkFailed(f"features of shape {mine.shape}, expected {ref.shape}")
+    settings = {"router": "online (spaCy en_core_web_sm)", "prompts": len(prompts)}
+    figures = [
+        Figure(SUITE, f"{name}: exact agreement", float(share) * 100, "%", settings)
+        for name, share in zip(FEATURE_NAMES, (mine == ref).mean(axis=0), strict=True)
+    ]
+    ref_scores = ReferenceRouter().scores[: len(prompts)]
     scores = router.scores_of(mine)
-    agree = []
-    for r in np.round(np.arange(0.1, 1.0, 0.1), 1):
-        cut = router.threshold(float(r))
-        agree.append(f"{r:g}: {np.mean((scores > cut) == (ref_scores > cut)):.2%}")
-    print("  routing decisions agree at r = " + ", ".join(agree))
-    single = []
-    for p in prompts[:1000]:
+    agree = [
+        np.mean((scores > router.threshold(r)) == (ref_scores > router.threshold(r)))
+        for r in np.round(np.arange(0.1, 1.0, 0.1), 1)
+    ]
+    figures.append(
+        Figure(
+            SUITE, "routing decisions agree, worst r in 0.1..0.9", min(agree) * 100, "%", settings
+        )
+    )
+    single, floor = [], []
+    for p in prompts[: 100 if tiny else 1000]:
         s = time.perf_counter()
         router.scores_of(router.extractor.features([p]))
         single.append((time.perf_counter() - s) * 1e3)
-    print(
-        f"  cost per prompt, one at a time: p50 {np.percentile(single, 50):.2f} ms, "
-        f"p99 {np.percentile(single, 99):.2f} ms; batched: "
-        f"{batch_s / len(prompts) * 1e3:.2f} ms per prompt"
-    )
-
-
-if __name__ == "__main__":
-    main()
+        s = time.perf_counter()
+        nlp(p)
+        floor.append((time.perf_counter() - s) * 1e3)
+    p99, floor_p99 = float(np.percentile(single, 99)), float(np.percentile(floor, 99))
+    figures += [
+        Figure(
+            SUITE, "cost per prompt, one at a time: p50", float(np.median(single)), "ms", settings
+        ),
+        Figure(
+            SUITE,
+            "cost per prompt, one at a time: p99",
+            p99,
+            "ms",
+            settings,
+            target=at_most(5.0),
+            ratio=p99 / floor_p99,
+            ratio_of=f"spaCy nlp() alone ({floor_p99:.2f} ms p99)",
+        ),
+        Figure(SUITE, "cost per prompt, batched", batch_s / len(prompts) * 1e3, "ms", settings),
+    ]
+    return figures

@@ -1,36 +1,77 @@
-"""Run every benchmark and print the numbers:  python -m benchmarks.run [planner|sim ...]"""
+"""Run benchmarks and print their figures; optionally write one JSON report.
+
+    python -m benchmarks.run [all | planner sim serve router ...] [--json OUT] [--tiny]
+
+Every figure names its settings and, where one is set, its target with a pass/SHORT mark.
+A benchmark whose timed work did not succeed fails the run (exit 1). `--tiny` runs each
+in a seconds-long configuration (what the test suite does, so a broken benchmark fails CI).
+"""
 
 from __future__ import annotations
 
-import os
-import platform
+import argparse
 import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 
-import scipy
+from benchmarks import planner_bench, router_bench, serve_bench, sim_bench
+from benchmarks.report import BenchmarkFailed, Figure, machine, print_figures, write_report
 
-from benchmarks import planner_bench, serve_bench, sim_bench
-
-SUITES = {
-    "planner": planner_bench.main,
-    "sim": sim_bench.main,
-    "serve": serve_bench.main,
-    "router": lambda: __import__("benchmarks.router_bench").router_bench.main(),
+SUITES: dict[str, Callable[[bool], list[Figure]]] = {
+    "planner": planner_bench.run,
+    "sim": sim_bench.run,
+    "serve": serve_bench.run,
+    "router": router_bench.run,
 }
 
 
-def main(argv: list[str]) -> None:
-    wanted = argv or list(SUITES)
-    unknown = [w for w in wanted if w not in SUITES]
+def run_suites(names: list[str], tiny: bool = False) -> tuple[list[Figure], list[str]]:
+    """Figures of every suite that ran, and one line per suite that failed."""
+    figures: list[Figure] = []
+    failed: list[str] = []
+    for name in names:
+        print(f"\n{name}")
+        try:
+            got = SUITES[name](tiny)
+        except BenchmarkFailed as exc:
+            failed.append(f"{name}: {exc}")
+            print(f"  FAILED: {exc}")
+            continue
+        except Exception as exc:  # a crash is a failure too, with its traceback
+            traceback.print_exc()
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        print_figures(got)
+        figures += got
+    return figures, failed
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("suites", nargs="*", default=["all"], help=f"all or {', '.join(SUITES)}")
+    parser.add_argument("--json", type=Path, help="write the report (machine, figures) here")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long configurations")
+    args = parser.parse_args(argv)
+    names = list(SUITES) if "all" in args.suites else args.suites
+    unknown = [n for n in names if n not in SUITES]
     if unknown:
-        sys.exit(f"unknown benchmark(s) {unknown}; valid: {', '.join(SUITES)}")
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; valid: all, {', '.join(SUITES)}")
+    m = machine()
     print(
-        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs; "
-        f"Python {platform.python_version()}; scipy {scipy.__version__}"
+        f"machine: {m['machine']} {m['processor']} {m['cpus']} CPUs; Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     )
-    for name in wanted:
-        print()
-        SUITES[name]()
+    figures, failed = run_suites(names, args.tiny)
+    if args.json:
+        write_report(args.json, figures, names, args.tiny)
+        print(f"\nreport: {args.json}")
+    short = [f for f in figures if f.passed is False]
+    print(f"\n{len(figures)} figures, {len(short)} short of target, {len(failed)} suites failed")
+    for line in failed:
+        print(f"failed: {line}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

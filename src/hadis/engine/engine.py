@@ -143,6 +143,9 @@ class Engine:
         self._disc_cut = float("-inf")
         self._drop_after_s = config.drop_factor * config.slo_s
         self._split: tuple[list[str], list[float]] | None = None
+        self._scored_model: str | None = None  # the light model whose images may escalate
+        self._routes = False  # the plan's router sends some queries straight to heavy
+        self._pair: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ arrivals
     def submit(self, now: float, q: Query) -> list[Command]:
@@ -164,18 +167,18 @@ class Engine:
             names, cum = self._split
             model = names[bisect.bisect_right(cum, self._rng.random() * cum[-1])]
             q.pair, q.path = (model,), LIGHT
-        elif plan.heavy is not None and plan.r > 0:
-            score = q.router_score
-            if score is None:
-                score = q.router_score = self.router.score(q.prompt_id, q.prompt)
-            q.pair = (plan.light, plan.heavy)
-            if score > self._router_cut:
-                model, q.path = plan.heavy, DIRECT
+        else:
+            q.pair = self._pair
+            if self._routes:
+                score = q.router_score
+                if score is None:
+                    score = q.router_score = self.router.score(q.prompt_id, q.prompt)
+                if score > self._router_cut:
+                    model, q.path = plan.heavy, DIRECT  # type: ignore[assignment]
+                else:
+                    model, q.path = plan.light, LIGHT
             else:
                 model, q.path = plan.light, LIGHT
-        else:
-            model, q.path = plan.light, LIGHT
-            q.pair = (plan.light,) if plan.heavy is None else (plan.light, plan.heavy)
         self._enqueue(q, model)
         return model
 
@@ -203,7 +206,7 @@ class Engine:
             for q in batch:
                 if q.start_s is None:
                     q.start_s = now
-            out.append(Dispatch(w.wid, model, batch))
+            out.append(Dispatch(w.wid, model, batch, model == self._scored_model))
         return out
 
     def _take(
@@ -235,7 +238,10 @@ class Engine:
 
     # ------------------------------------------------------------------ completions
     def batch_done(self, now: float, worker: int) -> list[Command]:
-        """The worker's batch finished: escalate or serve each query, then refill."""
+        """The worker's batch finished: escalate or serve each query, then refill.
+
+        A light query's `confidence` is the discriminator's score of its image when the
+        driver scored it (Dispatch.score); otherwise the engine asks the discriminator."""
         w = self.workers[worker]
         batch, w.running, w.busy = w.running, [], False
         self.listener.on_batch(worker, w.loaded or "", len(batch), w.started_s, now)
@@ -245,16 +251,17 @@ class Engine:
         heavy = plan.heavy if self._split is None and self._disc_cut > -math.inf else None
         model = w.loaded
         escalated = False
+        done = self.listener.on_query_done
         if heavy is None or heavy == model:
             for q in batch:
-                self._serve(now, q)
+                q.status, q.finish_s = SERVED, now
+                done(q)
             return self._release(now, w)
         confidence, cut = self.discriminator.confidence, self._disc_cut
-        serve = self._serve
         for q in batch:
             if q.path == LIGHT and q.pinned is None:
                 conf = q.confidence
-                if conf is None:  # not computed ahead by the driver
+                if conf is None:  # not scored by the driver: ask the discriminator
                     conf = confidence(model, q.prompt_id, q.image_seed, q.image)  # type: ignore[arg-type]
                     q.confidence = conf
                 if conf < cut:
@@ -262,7 +269,8 @@ class Engine:
                     self._enqueue(q, heavy)
                     escalated = True
                     continue
-            serve(now, q)
+            q.status, q.finish_s = SERVED, now
+            done(q)
         if escalated:
             out = self._fill(now, heavy)  # type: ignore[arg-type]
             if out:
@@ -316,6 +324,10 @@ class Engine:
             self._disc_cut = (
                 self.discriminator.threshold(plan.light, plan.d) if plan.d > 0 else float("-inf")
             )
+        self._pair = plan.pair
+        self._routes = plan.heavy is not None and plan.r > 0
+        escalates = self._split is None and plan.heavy not in (None, plan.light)
+        self._scored_model = plan.light if escalates and plan.d > 0 else None
         factor = plan.admission_factor or self.config.drop_factor
         self._drop_after_s = factor * self.config.slo_s
         self.listener.on_plan(now, plan)

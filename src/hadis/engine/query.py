@@ -78,11 +78,15 @@ class Query:
 
 @dataclass(slots=True)
 class Dispatch:
-    """Run `queries` as one batch of model `model` on worker `worker` now."""
+    """Run `queries` as one batch of model `model` on worker `worker` now.
+
+    score: the plan may escalate this batch's images, so the driver should have the
+    discriminator score them (on the worker) and hand the scores back with the result."""
 
     worker: int
     model: str
     queries: list[Query]
+    score: bool = False
 
 
 @dataclass(slots=True)

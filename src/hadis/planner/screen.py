@@ -17,9 +17,6 @@ from hadis.planner.candidates import Candidate, share_matrix
 from hadis.planner.types import PlanRequest
 from hadis.profiles import Profile
 
-# useful options: (M, B) mask, batch sizes per model, (N, B) mask per entry
-OptionSet = tuple[np.ndarray, dict[str, tuple[int, ...]], np.ndarray]
-
 
 @dataclass(frozen=True)
 class CandidateSet:
@@ -150,16 +147,38 @@ class Screened:
         return np.flatnonzero(self.need <= gpus)
 
 
+@dataclass(frozen=True)
+class OptionSet:
+    """The useful batch options for one pattern of usable ones, compacted to U columns per
+    model (ascending batch size; padding columns are invalid). Few patterns recur in a
+    run, so they are cached on the candidate set."""
+
+    options: dict[str, tuple[int, ...]]
+    sizes: np.ndarray  # (M, U) batch size, 0 in the padding
+    batch_s: np.ndarray  # (M, U) seconds per batch, inf in the padding
+    ent_load: np.ndarray  # (N, U) share / per-GPU throughput
+    ent_valid: np.ndarray  # (N, U)
+
+
 def _options(cs: CandidateSet, usable: np.ndarray) -> OptionSet:
-    """The useful options for a pattern of usable ones: (M, B) mask, batch sizes per model,
-    (N, B) mask per entry. Few patterns recur in a run: cached on the candidate set."""
     key = usable.tobytes()
     hit = cs.options_cache.get(key)
     if hit is None:
         useful = _useful_mask(cs, usable)
-        names = enumerate(cs.models)
-        options = {m: tuple(int(b) for b in cs.sizes[j][useful[j]]) for j, m in names}
-        hit = (useful, options, useful[cs.ent_j])
+        width = max(1, int(useful.sum(axis=1).max()))
+        take = np.zeros((len(cs.models), width), dtype=int)
+        valid = np.zeros((len(cs.models), width), dtype=bool)
+        for j in range(len(cs.models)):
+            cols = np.flatnonzero(useful[j])
+            take[j, : len(cols)], valid[j, : len(cols)] = cols, True
+        sizes = np.where(valid, np.take_along_axis(cs.sizes, take, 1), 0)
+        hit = OptionSet(
+            options={m: tuple(int(b) for b in sizes[j][valid[j]]) for j, m in enumerate(cs.models)},
+            sizes=sizes,
+            batch_s=np.where(valid, np.take_along_axis(cs.batch_s, take, 1), np.inf),
+            ent_load=np.take_along_axis(cs.ent_load, take[cs.ent_j], 1),
+            ent_valid=valid[cs.ent_j],
+        )
         cs.options_cache[key] = hit
     return hit
 
@@ -187,26 +206,26 @@ def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
     together, first in (light batch, heavy batch) order among ties.
     """
     K, M = cs.share.shape
-    delay = np.array([req.queue_delay_s(m) for m in cs.models])
-    path_s = cs.batch_s + delay[:, None]  # (M, B)
-    useful, options, entry_useful = _options(cs, path_s <= req.slo_s)
-    per = np.ceil(req.target_qps * cs.ent_load - 1e-9)  # (N, B) GPUs per entry and option
-    per = np.where(entry_useful, np.maximum(per, 0.0), np.inf)
+    delay = np.array([req.queue_delay_s(m) for m in cs.models])[:, None]
+    opt = _options(cs, cs.batch_s + delay <= req.slo_s)
+    per = np.ceil(req.target_qps * opt.ent_load - 1e-9)  # (N, U) GPUs per entry and option
+    per = np.where(opt.ent_valid, np.maximum(per, 0.0), np.inf)
     arg = np.argmin(per, axis=1)
     best = per[np.arange(len(arg)), arg]
     need = np.bincount(cs.ent_k, weights=best, minlength=K)
     batch = np.zeros((K, M), dtype=int)
-    batch[cs.ent_k, cs.ent_j] = np.where(np.isfinite(best), cs.sizes[cs.ent_j, arg], 0)
+    batch[cs.ent_k, cs.ent_j] = np.where(np.isfinite(best), opt.sizes[cs.ent_j, arg], 0)
     if cs.esc_k.size:
         k, lj, hj = cs.esc_k, cs.esc_light, cs.esc_heavy
-        width = cs.sizes.shape[1]
-        total = per[cs.esc_light_ent, :, None] + per[cs.esc_heavy_ent, None, :]  # (E, B, B)
+        path_s = opt.batch_s + delay
+        width = path_s.shape[1]
+        total = per[cs.esc_light_ent, :, None] + per[cs.esc_heavy_ent, None, :]  # (E, U, U)
         fits = path_s[lj, :, None] + path_s[hj, None, :] <= req.slo_s
         total = np.where(fits, total, np.inf).reshape(len(k), -1)
         pick = np.argmin(total, axis=1)
         need[k] = total[np.arange(len(k)), pick]
         ok = np.isfinite(need[k])
         il, ih = np.divmod(pick, width)
-        batch[k, lj] = np.where(ok, cs.sizes[lj, il], 0)
-        batch[k, hj] = np.where(ok, cs.sizes[hj, ih], 0)
-    return Screened(need=need, batch=batch, options=options)
+        batch[k, lj] = np.where(ok, opt.sizes[lj, il], 0)
+        batch[k, hj] = np.where(ok, opt.sizes[hj, ih], 0)
+    return Screened(need=need, batch=batch, options=opt.options)

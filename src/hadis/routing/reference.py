@@ -100,13 +100,25 @@ class ReferenceDiscriminator:
     def confidence(
         self, model: str, prompt_id: int | None, image_seed: int, image: bytes | None = None
     ) -> float:
-        try:
-            table = self._flat[model]
-        except KeyError:
-            raise HadisError(f"no reference discriminator scores for model {model!r}") from None
+        table = self._flat.get(model)
+        if table is None:
+            raise HadisError(f"no reference discriminator scores for model {model!r}")
         if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
             _check_prompt(prompt_id)
         return table[prompt_id * IMAGES_PER_PROMPT + image_seed % IMAGES_PER_PROMPT]
 
     def threshold(self, model: str, d: float) -> float:
         return cut_below(self._sorted[model], d)
+
+    def confidence_ids(
+        self, model: str, prompt_ids: np.ndarray, image_seeds: np.ndarray
+    ) -> list[float] | None:
+        """Confidences of many (prompt id, image seed) at once; None for a model without
+        reference scores (a simulator looks a whole trace up ahead)."""
+        table = self.p_real.get(model)
+        if table is None:
+            return None
+        ids = np.asarray(prompt_ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= N_PROMPTS):
+            _check_prompt(int(ids.min() if ids.min() < 0 else ids.max()))
+        return table[ids, np.asarray(image_seeds) % IMAGES_PER_PROMPT].tolist()

@@ -192,8 +192,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     code="rate_limit_exceeded",
                     headers={"Retry-After": str(service.retry_after_real_s(e))},
                 ) from e
-            await service.prescore(body.prompt)
-            futures = service.submit(body.prompt, body.n, size, body.seed, model)
+            score = await service.prescore(body.prompt)
+            futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             deadline = 2 * service.config.slo_s * service.config.time_scale
             try:
                 results: list[Outcome | None] = await asyncio.wait_for(

@@ -226,11 +226,12 @@ class LiveService:
         seconds = err.retry_after_s * self.config.time_scale
         return max(1, math.ceil(min(seconds, 3600.0)))
 
-    async def prescore(self, prompt: str) -> None:
-        """Score the prompt with an expensive router in a thread (it caches the result), so
-        that the engine's own call on the loop is a cache hit."""
+    async def prescore(self, prompt: str) -> float | None:
+        """The router score of an expensive router, computed in a thread so the loop never
+        waits on it (it goes in with the query); None: the engine scores cheap ones."""
         if getattr(self.router, "expensive", False):
-            await asyncio.to_thread(self.router.score, self.prompt_id(prompt), prompt)
+            return await asyncio.to_thread(self.router.score, self.prompt_id(prompt), prompt)
+        return None
 
     def prompt_id(self, prompt: str) -> int | None:
         """The reference prompt id of a prompt text, if it is one."""
@@ -243,6 +244,7 @@ class LiveService:
         size: tuple[int, int],
         seed: int | None,
         model: str | None,
+        router_score: float | None = None,
     ) -> list[asyncio.Future]:
         """Queue n queries for the prompt; each future resolves to an Outcome."""
         engine, controller = self.engine, self.controller
@@ -253,7 +255,7 @@ class LiveService:
         futures = []
         cmds = []
         for k in range(n):
-            q = Query(next(self._ids), now, pid, prompt, base_seed + k, pinned=model)
+            q = Query(next(self._ids), now, pid, prompt, base_seed + k, model, router_score)
             slot = Slot(self._loop.create_future(), size)
             q.user = slot
             futures.append(slot.future)
@@ -325,11 +327,11 @@ class LiveService:
             loop.call_soon_threadsafe(fn, *args)
 
     def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size):  # noqa: ANN001, ANN202
-        """In the worker thread: generate, then score light images with an expensive
-        discriminator here rather than on the event loop."""
+        """In the worker thread: generate, then, when the engine asks for it (a light batch
+        of a plan that escalates), score the light images here rather than on the loop."""
         out = executor.generate(d.model, prompts, seeds, size)
         confidences: list[float | None] = [None] * len(out.images)
-        if getattr(self.discriminator, "expensive", False):
+        if d.score:
             for i, (q, image) in enumerate(zip(d.queries, out.images, strict=False)):
                 if q.path == LIGHT and q.pinned is None:
                     confidences[i] = self.discriminator.confidence(

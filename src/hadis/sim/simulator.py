@@ -108,6 +108,21 @@ def _scores_ahead(router: Router, trace: Trace) -> list[float] | None:
     return score_ids(trace.prompt_id)
 
 
+def _confidences_ahead(
+    discriminator: Discriminator, profile: Profile, trace: Trace, image_seeds: list[int]
+) -> dict[str, list[float]] | None:
+    """Every query's confidence under every model, looked up at once when the discriminator
+    can (reference scores for every model); otherwise the engine asks per light query."""
+    lookup = getattr(discriminator, "confidence_ids", None)
+    if lookup is None or np.any(trace.prompt_id < 0):
+        return None
+    seeds = np.asarray(image_seeds)
+    tables = {m.name: lookup(m.name, trace.prompt_id, seeds) for m in profile.models}
+    if any(t is None for t in tables.values()):
+        return None
+    return tables  # type: ignore[return-value]
+
+
 def simulate(
     profile: Profile,
     trace: Trace,
@@ -146,6 +161,7 @@ def simulate(
     )
     image_seeds = trace_image_seeds(trace, config.seed)
     router_scores = _scores_ahead(engine.router, trace)
+    confidences = _confidences_ahead(engine.discriminator, profile, trace, image_seeds)
     noise_rng = np.random.default_rng(config.seed + 2)
     sigma = config.latency_noise
     latency = {m.name: m.latency_table for m in profile.models}
@@ -158,6 +174,10 @@ def simulate(
         for c in commands:
             if type(c) is Dispatch:
                 dur = latency[c.model][len(c.queries)]
+                if c.score and confidences is not None:  # the worker scores its images
+                    table = confidences[c.model]
+                    for q in c.queries:
+                        q.confidence = table[q.qid]
                 if sigma:
                     dur *= math.exp(sigma * noise_rng.standard_normal())
                 push(heap, (now + dur, next(seq), _DONE, c.worker))

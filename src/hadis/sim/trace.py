@@ -42,6 +42,12 @@ class Trace:
     def duration_s(self) -> float:
         return float(self.arrival_s[-1]) if len(self) else 0.0
 
+    def until(self, end_s: float) -> Trace:
+        """The arrivals before `end_s` (a shorter run of the same trace)."""
+        n = int(np.searchsorted(self.arrival_s, end_s))
+        prompts = self.prompt[:n] if self.prompt is not None else None
+        return Trace(self.arrival_s[:n], self.prompt_id[:n], prompts, self.name)
+
 
 def _draw_prompts(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, N_REFERENCE_PROMPTS, size=n)

@@ -1,0 +1,69 @@
+"""Each benchmark runs in its tiny configuration, so a broken benchmark fails CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from benchmarks import report
+from benchmarks.run import SUITES, main, run_suites
+from benchmarks.serve_bench import wrk
+
+
+def _needs(suite: str) -> str | None:
+    if suite == "serve" and shutil.which("wrk") is None:
+        return "wrk is not installed (apt-get install wrk; CI installs it)"
+    if suite == "router" and importlib.util.find_spec("spacy") is None:
+        return "the router extra is not installed"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_benchmark_runs_in_its_tiny_configuration(suite):
+    if reason := _needs(suite):
+        pytest.skip(reason)
+    figures, failed = run_suites([suite], tiny=True)
+    assert not failed, failed
+    assert figures and all(f.suite == suite for f in figures)
+    assert any(f.target is not None for f in figures), "every suite states a target"
+    for f in figures:
+        assert f.settings, f"{f.name} does not name its settings"
+        assert f.value == f.value  # not NaN
+
+
+def test_report_json_and_markdown_table(tmp_path, monkeypatch):
+    out = tmp_path / "report.json"
+    monkeypatch.setitem(
+        SUITES,
+        "planner",
+        lambda tiny: [
+            report.Figure("planner", "p99", 12.0, "ms", {"gpus": 16}, report.at_most(20.0)),
+            report.Figure("planner", "ratio", 0.5, "ratio", {"gpus": 16}, report.at_least(0.8)),
+        ],
+    )
+    assert main(["planner", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["machine"]["cpus"] and data["suites"] == ["planner"]
+    assert [f["passed"] for f in data["figures"]] == [True, False]
+    table = report.markdown_table(data)
+    assert "| planner | p99 | 12.00 ms | <= 20 | pass |" in table
+    assert "**short**" in table
+
+
+def test_a_failing_benchmark_fails_the_run(monkeypatch):
+    def broken(tiny: bool) -> list:
+        raise report.BenchmarkFailed("3 non-2xx responses")
+
+    monkeypatch.setitem(SUITES, "serve", broken)
+    assert main(["serve"]) == 1
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_fails_loudly_on_errors():
+    # nothing listens on this port: socket errors, never a throughput figure
+    with pytest.raises(report.BenchmarkFailed):
+        wrk("http://127.0.0.1:9/v1/images/generations", 1, 1)
