@@ -9,15 +9,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from hadis.errors import HadisError
+from hadis.textfiles import read_text
 
 
 def read_document(path: str | Path, what: str, error: type[HadisError] = HadisError) -> dict:
     """A JSON object from `path` (YAML for .yaml / .yml); `what` names it in errors."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror}") from e
+    text = read_text(path, what, error)
     if path.suffix in (".yaml", ".yml"):
         import yaml
 

@@ -111,6 +111,16 @@ class Controller:
         self._since = now
         return self._request({m: r for m, r in per_model.items() if r > 0})
 
+    def skip_idle(self, ticks: int, now: float) -> None:
+        """Account for `ticks` ticks without arrivals or work, ending at `now`, at once:
+        the demand estimate decays as those ticks would have decayed it, and a re-plan is
+        due at the next tick (the periodic ones in between would have seen no demand)."""
+        if ticks <= 0:
+            return
+        self.demand_qps *= (1 - self.config.ewma_alpha) ** ticks
+        self._tick_arrivals, self._tick_since = 0, now
+        self._since = min(self._since, now - self.config.period_s)
+
     def decide(self, req: PlanRequest) -> Plan | None:
         """Run the policy (pure: safe off the driver's thread); None if it failed."""
         try:

@@ -411,5 +411,11 @@ class Engine:
         return n
 
     # ------------------------------------------------------------------ state
+    def idle(self) -> bool:
+        """Nothing queued, running or loading."""
+        return not any(self.queues.values()) and not any(
+            w.busy or w.switching for w in self.workers
+        )
+
     def queue_lengths(self) -> dict[str, int]:
         return {m: len(q) for m, q in self.queues.items() if q}

@@ -19,6 +19,8 @@ from hadis.engine.quality import QualityTable
 from hadis.engine.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, Query
 from hadis.planner import Plan
 
+MAX_WINDOWS = 100_000  # beyond this many, only windows with arrivals are reported
+
 
 @dataclass
 class MetricsRecorder:
@@ -73,11 +75,13 @@ def summarize(
     end = duration_s if duration_s is not None else (arrival.max() if n else 0.0)
     n_windows = max(1, math.ceil(end / window_s)) if n else 0
     win = np.minimum((arrival // window_s).astype(int), max(n_windows - 1, 0))
-
-    busy = _busy_per_window(recorder.batches, window_s, max(n_windows, 1), end)
+    # Every window, or only those with arrivals when a sparse trace spans very many
+    # (a run's cost must follow its queries, not its time span).
+    shown = np.arange(n_windows) if n_windows <= MAX_WINDOWS else np.unique(win)
+    busy = _busy_in_windows(recorder.batches, window_s, shown, end)
     windows = []
     weighted_q, weight = 0.0, 0
-    for w in range(n_windows):
+    for w, busy_w in zip(shown.tolist(), busy, strict=True):
         idx = np.flatnonzero(win == w)
         group = [qs[i] for i in idx]
         wq, nserved = served_quality(quality, group)
@@ -96,7 +100,7 @@ def summarize(
                 "late": int(late[idx].sum()),
                 "violation_ratio": _ratio(late[idx].sum() + dropped[idx].sum(), len(idx)),
                 "quality": None if math.isnan(wq) else wq,
-                "utilisation": float(busy[w] / (gpus * length)),
+                "utilisation": float(busy_w / (gpus * length)),
                 "gpus": dict(plan.gpus) if plan else {},
                 "config": _config_label(plan) if plan else "",
             }
@@ -113,7 +117,7 @@ def summarize(
         "paths": {p: int(((paths == p) & served).sum()) for p in (LIGHT, DIRECT, ESCALATED)},
         "latency_p50_s": float(np.percentile(latency, 50)) if latency.size else None,
         "latency_p99_s": float(np.percentile(latency, 99)) if latency.size else None,
-        "utilisation": float(busy.sum() / (gpus * end)) if end > 0 else 0.0,
+        "utilisation": _busy_total(recorder.batches, end) / (gpus * end) if end > 0 else 0.0,
         "plan_changes": _plan_changes(recorder.plans),
         "windows": windows,
     }
@@ -123,18 +127,32 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
 
 
-def _busy_per_window(
-    batches: list[tuple[int, str, int, float, float]], window_s: float, n: int, end: float
+def _busy_in_windows(
+    batches: list[tuple[int, str, int, float, float]],
+    window_s: float,
+    windows: np.ndarray,
+    end: float,
 ) -> np.ndarray:
-    """Busy GPU-seconds inside each window [w, w+1) x window_s, cut at `end`."""
-    if not batches:
-        return np.zeros(n)
+    """Busy GPU-seconds inside each of the given windows [w, w+1) x window_s, cut at `end`."""
+    if not batches or not len(windows):
+        return np.zeros(len(windows))
     times = np.array([(b[3], b[4]) for b in batches])
     start, stop = times[:, 0], np.minimum(times[:, 1], end)
-    edges = np.minimum(np.arange(n + 1) * window_s, end)
-    # busy time before each edge: sum over batches of clip(edge - start, 0, stop - start)
-    before = np.array([np.clip(e - start, 0.0, np.maximum(stop - start, 0.0)).sum() for e in edges])
-    return np.diff(before)
+    span = np.maximum(stop - start, 0.0)
+
+    def before(edge: float) -> float:  # busy time before `edge`, over all batches
+        return float(np.clip(edge - start, 0.0, span).sum())
+
+    return np.array(
+        [before(min((w + 1) * window_s, end)) - before(min(w * window_s, end)) for w in windows]
+    )
+
+
+def _busy_total(batches: list[tuple[int, str, int, float, float]], end: float) -> float:
+    if not batches:
+        return 0.0
+    times = np.array([(b[3], b[4]) for b in batches])
+    return float(np.maximum(np.minimum(times[:, 1], end) - times[:, 0], 0.0).sum())
 
 
 def _plan_at(plans: list[tuple[float, Plan]], t: float) -> Plan | None:

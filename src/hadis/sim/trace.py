@@ -18,8 +18,11 @@ import numpy as np
 
 from hadis.errors import HadisError
 from hadis.routing.reference import reference_prompts as _reference_prompts
+from hadis.textfiles import parse_float, parse_int, read_csv
 
 N_REFERENCE_PROMPTS = 5000
+MAX_TRACE_QUERIES = 20_000_000  # generators refuse larger traces (memory: ~0.5 GB)
+MAX_TRACE_SPAN_S = 1e9  # ~31.7 years: beyond it float seconds lose sub-second resolution
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class Trace:
             raise HadisError("trace arrays differ in length")
         if len(self.arrival_s) and np.any(np.diff(self.arrival_s) < 0):
             raise HadisError("trace arrival times must be sorted")
+        if len(self.arrival_s) and self.arrival_s[-1] > MAX_TRACE_SPAN_S:
+            raise HadisError(
+                f"trace spans {self.arrival_s[-1]:.3g} s, more than the {MAX_TRACE_SPAN_S:.0e} s "
+                "(~31 years) a trace may span"
+            )
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -77,11 +85,20 @@ def azure_functions(
     if not point_s > 0:
         raise HadisError(f"point seconds must be > 0, got {point_s}")
     shape = azure_functions_shape()
+    _check_size(qps_max * point_s * len(shape), (qps_max + qps_min) / 2 * point_s * len(shape))
     scaled = (shape - shape.min()) / (shape.max() - shape.min())
     rates = qps_min + scaled * (qps_max - qps_min)
     rng = np.random.default_rng(seed)
     arrivals = _poisson_points(rates, point_s, rng)
     return Trace(arrivals, _draw_prompts(len(arrivals), rng), name="azure-functions")
+
+
+def _check_size(most: float, mean: float) -> None:
+    if most > MAX_TRACE_QUERIES:
+        raise HadisError(
+            f"that trace would hold ~{mean:,.0f} queries; the limit is {MAX_TRACE_QUERIES:,} "
+            "(lower the rate or the duration)"
+        )
 
 
 def constant(qps: float, duration_s: float, seed: int = 0) -> Trace:
@@ -93,11 +110,16 @@ def step(levels: list[tuple[float, float]], seed: int = 0, name: str = "step") -
     """Consecutive segments of (qps, seconds), Poisson arrivals within each."""
     if not levels:
         raise HadisError("a step trace needs at least one (qps, seconds) level")
+    for qps, seconds in levels:
+        if not (np.isfinite(qps) and np.isfinite(seconds)) or qps < 0 or seconds <= 0:
+            raise HadisError(f"each level needs qps >= 0 and seconds > 0, got {qps}:{seconds}")
+    expected = sum(q * s for q, s in levels)
+    _check_size(expected, expected)
+    if sum(s for _, s in levels) > MAX_TRACE_SPAN_S:
+        raise HadisError(f"a trace may span at most {MAX_TRACE_SPAN_S:.0e} s")
     rng = np.random.default_rng(seed)
     parts, offset = [], 0.0
     for qps, seconds in levels:
-        if qps < 0 or seconds <= 0:
-            raise HadisError(f"each level needs qps >= 0 and seconds > 0, got {qps}:{seconds}")
         parts.append(offset + _poisson_points(np.array([qps]), seconds, rng))
         offset += seconds
     arrivals = np.concatenate(parts)
@@ -120,52 +142,39 @@ def _parse_time(value: str, line: int) -> float:
 
 
 def load_trace_csv(path: str | Path, seed: int = 0) -> Trace:
+    """A trace from CSV: `arrival_s` (seconds) or `timestamp` (ISO 8601), optionally
+    `prompt_id` (a reference prompt) and/or `prompt` (text). Rows may come in any order."""
     path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except OSError as e:
-        raise HadisError(f"cannot read trace {path}: {e.strerror}") from e
-    with fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        if "arrival_s" not in cols and "timestamp" not in cols:
-            raise HadisError(
-                f"trace {path}: needs an 'arrival_s' or 'timestamp' column, got {sorted(cols)}"
-            )
-        times, ids, texts = [], [], []
-        for line, row in enumerate(reader, start=2):
-            if "arrival_s" in cols and row.get("arrival_s", "") != "":
-                try:
-                    t = float(row["arrival_s"])
-                except ValueError:
-                    raise HadisError(
-                        f"trace {path}: line {line}: arrival_s {row['arrival_s']!r} is not a number"
-                    ) from None
-                if not np.isfinite(t) or t < 0:
-                    raise HadisError(f"trace {path}: line {line}: arrival_s must be >= 0")
-            else:
-                t = _parse_time(row.get("timestamp") or "", line)
-            times.append(t)
-            pid = (row.get("prompt_id") or "").strip()
-            if pid:
-                try:
-                    ids.append(int(pid))
-                except ValueError:
-                    raise HadisError(
-                        f"trace {path}: line {line}: prompt_id {pid!r} is not an integer"
-                    ) from None
-                if not 0 <= ids[-1] < N_REFERENCE_PROMPTS:
-                    raise HadisError(
-                        f"trace {path}: line {line}: prompt_id must be in [0, "
-                        f"{N_REFERENCE_PROMPTS}), got {ids[-1]}"
-                    )
-            else:
-                ids.append(-1)
-            texts.append(row.get("prompt") or None)
-    if not times:
-        raise HadisError(f"trace {path} has no rows")
+    where = f"trace {path}"
+    _, rows = read_csv(
+        path, "trace", one_of=("arrival_s", "timestamp"), optional=("prompt_id", "prompt")
+    )
+    times, ids, texts = [], [], []
+    absolute = False
+    for row in rows:
+        v = row.values
+        if v.get("arrival_s", "") != "":
+            t = parse_float(v["arrival_s"], f"{where}: line {row.line}: arrival_s")
+            if t < 0:
+                raise HadisError(f"{where}: line {row.line}: arrival_s must be >= 0, got {t}")
+        elif v.get("timestamp", "") != "":
+            t, absolute = _parse_time(v["timestamp"], row.line), True
+        else:
+            raise HadisError(f"{where}: line {row.line}: no arrival_s or timestamp")
+        times.append(t)
+        pid = v.get("prompt_id", "")
+        if pid:
+            ids.append(parse_int(pid, f"{where}: line {row.line}: prompt_id"))
+            if not 0 <= ids[-1] < N_REFERENCE_PROMPTS:
+                raise HadisError(
+                    f"{where}: line {row.line}: prompt_id must be in [0, "
+                    f"{N_REFERENCE_PROMPTS}), got {ids[-1]}"
+                )
+        else:
+            ids.append(-1)
+        texts.append(v.get("prompt") or None)
     arr = np.array(times, dtype=float)
-    if "arrival_s" not in cols:
+    if absolute:
         arr -= arr.min()
     order = np.argsort(arr, kind="stable")
     pid_arr = np.array(ids, dtype=np.int64)[order]
