@@ -23,7 +23,7 @@ def read_text(path: str | Path, what: str, error: type[HadisError] = HadisError)
     except IsADirectoryError:
         raise error(f"{what} {path} is a directory, not a file") from None
     except FileNotFoundError:
-        raise error(f"{what} file not found: {path}") from None
+        raise error(f"cannot read {what} {path}: no such file") from None
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror}") from e
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
