@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -31,6 +32,20 @@ def fail(message: str) -> None:
     """Print one line to stderr and exit with code 2 (bad input)."""
     err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Fail before any work when `path` cannot be written as a file."""
+    if path.is_dir():
+        raise HadisError(f"{option} {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise HadisError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Fail before any work when `path` exists and is not a folder."""
+    if path.exists() and not path.is_dir():
+        raise HadisError(f"{option} {path} exists and is not a folder")
 
 
 def user_errors(fn: F) -> F:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from hadis.cli.common import console, user_errors
+from hadis.cli.common import check_output_file, console, err_console, user_errors
 from hadis.errors import HadisError
 from hadis.profiles import bundled_profiles, load_profile, pareto_table
 from hadis.profiles.io import config_row_dict
@@ -47,9 +47,9 @@ def show_command(
     for m in p.models:
         pool.add_row(
             m.name,
-            str(m.steps),
-            f"{m.guidance:g}",
-            "x".join(map(str, m.resolution)),
+            "-" if m.steps is None else str(m.steps),
+            "-" if m.guidance is None else f"{m.guidance:g}",
+            "-" if m.resolution is None else "x".join(map(str, m.resolution)),
             f"{m.latency_s[1]:g}",
             f"{m.quality_alone:g}",
         )
@@ -148,4 +148,75 @@ def build_command(
     console.print(
         f"wrote {out}: {len(profile.models)} models, {len(profile.configs)} "
         f"configurations, {len(front)} on the Pareto front"
+    )
+
+
+@app.command("import")
+@user_errors
+def import_command(
+    latencies: Path = typer.Option(..., help="CSV with columns model,batch,seconds."),
+    quality: Path = typer.Option(..., help="CSV with columns light,heavy,r,d,quality."),
+    name: str = typer.Option(..., help="Name of the profile."),
+    out: Path = typer.Option(..., "-o", "--out", help="Profile file to write (JSON)."),
+    metric: str = typer.Option("FID", help="Name of the quality metric."),
+    higher_is_better: bool = typer.Option(
+        False, "--higher-is-better", help="The metric is better when larger (default: lower)."
+    ),
+    gpu_type: str = typer.Option("unspecified", help="What the latencies were measured on."),
+    slo: float | None = typer.Option(None, help="Default SLO in seconds (serving.slo_s)."),
+    workers: int | None = typer.Option(None, help="Default GPUs/workers (serving.workers)."),
+    description: str = typer.Option("", help="One line about the pool."),
+) -> None:
+    """Build a profile from a latency table and a quality table (docs/profile-format.md)."""
+    from hadis.profiles import Direction, save_profile
+    from hadis.profiles.lint import check_document
+    from hadis.profiles.tables import profile_from_tables
+
+    if slo is not None and not slo > 0:
+        raise HadisError(f"--slo must be > 0 seconds, got {slo}")
+    if workers is not None and workers < 1:
+        raise HadisError(f"--workers must be >= 1, got {workers}")
+    check_output_file(out, "--out")
+    profile = profile_from_tables(
+        latencies,
+        quality,
+        name=name,
+        metric=metric,
+        direction=Direction.HIGHER if higher_is_better else Direction.LOWER,
+        gpu_type=gpu_type,
+        slo_s=slo,
+        workers=workers,
+        description=description,
+    )
+    save_profile(profile, out)
+    for issue in check_document(json.loads(out.read_text(encoding="utf-8"))):
+        err_console.print(str(issue), highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"wrote {out}: {len(profile.models)} models, {len(profile.configs)} configurations, "
+        f"{len(profile.pairs)} pairs",
+        highlight=False,
+    )
+
+
+@app.command("validate")
+@user_errors
+def validate_command(
+    file: Path = typer.Argument(..., help="Profile file (JSON or YAML)."),
+) -> None:
+    """Check a profile file: one line per problem; exit 2 on any error, 0 otherwise."""
+    from hadis.documents import read_document
+    from hadis.errors import ProfileError
+    from hadis.profiles.lint import check_document
+
+    issues = check_document(read_document(file, "profile", ProfileError))
+    for issue in issues:
+        err_console.print(str(issue), highlight=False, markup=False, soft_wrap=True)
+    errors = sum(1 for i in issues if i.level == "error")
+    if errors:
+        raise typer.Exit(2)
+    p = load_profile(file)
+    console.print(
+        f"{file}: valid ({len(p.models)} models, {len(p.configs)} configurations"
+        f"{f', {len(issues)} warning(s)' if issues else ''})",
+        highlight=False,
     )

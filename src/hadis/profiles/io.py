@@ -7,12 +7,21 @@ and raises ProfileError naming the field, the expected and the actual value.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from hadis.documents import first_error, read_document
 from hadis.errors import ProfileError
@@ -28,7 +37,6 @@ from hadis.profiles.model import (
 
 FORMAT = "hadis-profile"
 VERSION = 1
-_F_TOLERANCE = 1e-3
 
 
 class _Strict(BaseModel):
@@ -48,11 +56,14 @@ class BatchRuleSpec(_Strict):
 
 class ModelSpec(_Strict):
     name: str = Field(min_length=1)
-    source: str = Field(min_length=1, description="diffusers model id or local path")
-    steps: int = Field(ge=1)
-    guidance: float = Field(ge=0)
-    resolution: tuple[int, int]
-    quality_alone: float
+    # what serving needs; a simulation-only profile may leave them out
+    source: str | None = Field(
+        default=None, min_length=1, description="diffusers model id or local path"
+    )
+    steps: int | None = Field(default=None, ge=1)
+    guidance: float | None = Field(default=None, ge=0)
+    resolution: tuple[PositiveInt, PositiveInt] | None = None
+    quality_alone: FiniteFloat
     latency_s: dict[int, float] = Field(description="batch size -> seconds per batch")
     max_batch: int = Field(default=32, ge=1)
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -63,7 +74,7 @@ class ModelSpec(_Strict):
         if 1 not in v:
             raise ValueError("must give the batch-1 latency (key '1')")
         for b, s in v.items():
-            if b < 1 or not s > 0:
+            if b < 1 or not 0 < s < math.inf:
                 raise ValueError(f"batch {b}: expected batch >= 1 and seconds > 0, got {s}")
         return v
 
@@ -74,8 +85,8 @@ class ConfigSpec(_Strict):
     r: float = Field(ge=0, le=1)
     d: float = Field(ge=0, le=1)
     f: float = Field(ge=0, le=1)
-    quality: float
-    latency_s: float = Field(gt=0)
+    quality: FiniteFloat
+    latency_s: FiniteFloat = Field(gt=0)
 
 
 class ServingSpec(_Strict):
@@ -100,36 +111,21 @@ class ProfileSpec(_Strict):
     serving: ServingSpec = Field(default_factory=ServingSpec)
 
 
-def _check_references(spec: ProfileSpec) -> None:
-    names = [m.name for m in spec.models]
-    if len(set(names)) != len(names):
-        raise ProfileError(f"model names must be unique, got {names}")
-    known = set(names)
-    for i, c in enumerate(spec.configs):
-        where = f"configs[{i}]"
-        for role in ("light", "heavy"):
-            if getattr(c, role) not in known:
-                raise ProfileError(
-                    f"{where}.{role}: unknown model {getattr(c, role)!r}; expected one of {names}"
-                )
-        if c.light == c.heavy:
-            raise ProfileError(f"{where}: light and heavy must differ, both are {c.light!r}")
-        expected_f = c.r + (1 - c.r) * c.d
-        if abs(c.f - expected_f) > _F_TOLERANCE:
-            raise ProfileError(f"{where}.f: expected r + (1 - r) d = {expected_f:.4f}, got {c.f}")
-
-
 def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
-    """Validate a parsed profile document and build the immutable Profile."""
+    """Validate a parsed profile document (hadis.profiles.lint: the first error is raised,
+    warnings are left to `hadis profile validate`) and build the immutable Profile."""
+    from hadis.profiles.lint import check_document  # lint reads this module's specs
+
+    errors = [i for i in check_document(data) if i.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more: hadis profile validate)" if len(errors) > 1 else ""
+        first = f"{errors[0].where}: {errors[0].message}" if errors[0].where else errors[0].message
+        raise ProfileError(f"profile {origin}: {first}{more}")
     try:
         spec = ProfileSpec.model_validate(data)
-    except ValidationError as e:
+    except ValidationError as e:  # lint found nothing: should not happen
         raise ProfileError(f"profile {origin}: {first_error(e)}") from e
-    try:
-        _check_references(spec)
-    except ProfileError as e:
-        raise ProfileError(f"profile {origin}: {e}") from e
-    rule = BatchRule(factor=spec.batch_latency_rule.factor)
+    rule = BatchRule(factor=spec.batch_latency_rule.factor, note=spec.batch_latency_rule.note)
     models = tuple(
         ModelVariant(
             name=m.name,
@@ -158,9 +154,11 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
     )
 
 
-def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, Any]:
-    """The JSON document for a profile (inverse of profile_from_dict)."""
+def profile_to_dict(profile: Profile, batch_rule_note: str | None = None) -> dict[str, Any]:
+    """The JSON document for a profile (inverse of profile_from_dict: loading then saving
+    keeps every field)."""
     rule = profile.models[0].batch_rule
+    note = rule.note if batch_rule_note is None else batch_rule_note
     serving = {k: v for k, v in asdict(profile.serving).items() if v is not None}
     return {
         "format": FORMAT,
@@ -170,14 +168,11 @@ def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, An
         "provenance": profile.provenance,
         "gpu_type": profile.gpu_type,
         "metric": {"name": profile.metric.name, "direction": profile.metric.direction.value},
-        "batch_latency_rule": {"kind": "linear", "factor": rule.factor, "note": batch_rule_note},
+        "batch_latency_rule": {"kind": "linear", "factor": rule.factor, "note": note},
         "models": [
             {
                 "name": m.name,
-                "source": m.source,
-                "steps": m.steps,
-                "guidance": m.guidance,
-                "resolution": list(m.resolution),
+                **_serving_fields(m),
                 "quality_alone": m.quality_alone,
                 "latency_s": {str(b): s for b, s in m.latency_s.items()},
                 "max_batch": m.max_batch,
@@ -188,6 +183,12 @@ def profile_to_dict(profile: Profile, batch_rule_note: str = "") -> dict[str, An
         "configs": [config_row_dict(c) for c in profile.configs],
         **({"serving": serving} if serving else {}),
     }
+
+
+def _serving_fields(m: ModelVariant) -> dict[str, Any]:
+    out = {"source": m.source, "steps": m.steps, "guidance": m.guidance}
+    out["resolution"] = list(m.resolution) if m.resolution is not None else None
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def config_row_dict(c: ConfigRow) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def load_profile_file(path: str | Path) -> Profile:
     return profile_from_dict(read_document(path, "profile", ProfileError), origin=str(path))
 
 
-def save_profile(profile: Profile, path: str | Path, batch_rule_note: str = "") -> None:
+def save_profile(profile: Profile, path: str | Path, batch_rule_note: str | None = None) -> None:
     Path(path).write_text(
         json.dumps(profile_to_dict(profile, batch_rule_note), indent=1) + "\n", encoding="utf-8"
     )

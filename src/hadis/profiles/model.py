@@ -39,6 +39,7 @@ class BatchRule:
     """
 
     factor: float = 0.9
+    note: str = ""  # where the factor comes from (kept in the profile file)
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,11 @@ class ModelVariant:
     """One servable model variant and its cost on the profile's GPU type."""
 
     name: str
-    source: str  # diffusers model id or local path
-    steps: int
-    guidance: float
-    resolution: tuple[int, int]
+    # What serving needs (None in a simulation-only profile).
+    source: str | None  # diffusers model id or local path
+    steps: int | None
+    guidance: float | None
+    resolution: tuple[int, int] | None
     quality_alone: float
     latency_s: Mapping[int, float]  # batch size -> seconds per batch (measured)
     max_batch: int = 32

@@ -90,10 +90,16 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+DEFAULT_SIZE = "1024x1024"  # for pools whose profile gives no resolution (simulation-only)
+
+
 def pool_sizes(service: LiveService) -> list[str]:
-    return list(
-        dict.fromkeys(f"{m.resolution[0]}x{m.resolution[1]}" for m in service.profile.models)
+    sizes = dict.fromkeys(
+        f"{m.resolution[0]}x{m.resolution[1]}"
+        for m in service.profile.models
+        if m.resolution is not None
     )
+    return list(sizes) or [DEFAULT_SIZE]
 
 
 def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:

@@ -128,6 +128,12 @@ class DiffusersExecutor:
                 "the diffusers executor needs the [diffusion] extra: "
                 "pip install 'hadis[diffusion]' (and a torch build for your device)"
             ) from e
+        unservable = [m.name for m in profile.models if m.source is None or m.steps is None]
+        if unservable:
+            raise HadisError(
+                f"profile {profile.name!r} is simulation-only (no source/steps for "
+                f"{', '.join(unservable)}); serve it with --executor profile"
+            )
         self.profile = profile
         self.device = device
         self.dtype = dtype
@@ -144,7 +150,7 @@ class DiffusersExecutor:
         variant = self.profile.model(model)
         # diffusers >= 0.40 renamed torch_dtype to dtype
         dtype_key = "dtype" if _version_at_least(diffusers.__version__, 0, 40) else "torch_dtype"
-        source = bundled.resolve(variant.source)
+        source = bundled.resolve(variant.source)  # type: ignore[arg-type]
         if self._pipe is not None and source == self._source:
             self._model = model  # variants of one model differ only in steps and guidance
             return time.perf_counter() - start
