@@ -92,7 +92,7 @@ def _doc(paper_profile):
         (lambda d: d["models"][0]["latency_s"].pop("1"), "batch-1 latency"),
         (lambda d: d["configs"][0].update(light="nope"), "unknown model 'nope'"),
         (lambda d: d["configs"][5].update(f=0.9), "configs[5].f"),
-        (lambda d: d["configs"][0].update(r=1.5), "configs.0.r"),
+        (lambda d: d["configs"][0].update(r=1.5), "configs[0].r"),
         (lambda d: d.update(version=2), "version"),
         (lambda d: d["models"][1].update(name=d["models"][0]["name"]), "unique"),
         (lambda d: d["metric"].update(direction="up"), "metric.direction"),

@@ -24,7 +24,11 @@ PROFILE_OPTION = typer.Option("hadis-l40s", help="Bundled profile name or profil
 TRACE_OPTION = typer.Option(
     "azure-functions", help="Trace CSV file, or 'azure-functions' (the paper's workload)."
 )
-QPS_OPTION = typer.Option("1.0:6.4", help="azure-functions: min:max queries/s.")
+QPS_OPTION = typer.Option(
+    None,
+    help="azure-functions: MIN:MAX queries/s (default 1.0:6.4); with a trace file: a mean "
+    "rate to time-stretch it to (same queries and shape).",
+)
 POINT_SECONDS_OPTION = typer.Option(10.0, help="azure-functions: seconds per point.")
 
 

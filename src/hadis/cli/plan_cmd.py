@@ -12,40 +12,46 @@ from hadis.cli.common import PROFILE_OPTION, console, user_errors
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanRequest, get_policy, policy_names
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, TABLE_CHOICES
-from hadis.profiles import load_profile
+from hadis.planner.report import plan_report
+from hadis.profiles import Profile, load_profile
 
 
-def plan_json(plan: Plan, profile_name: str, slo_s: float) -> dict:
-    out = plan.to_dict()
-    out.update(profile=profile_name, slo_s=slo_s)
-    return out
-
-
-def print_plan(plan: Plan, metric: str, slo_s: float) -> None:
+def print_plan(plan: Plan, profile: Profile, slo_s: float, gpus: int) -> None:
+    """The plan for a person: rounded numbers, the schema's names."""
+    r = plan_report(plan, profile, slo_s=slo_s, gpus=gpus)
+    q = r["quality"]
     status = "[green]feasible[/]" if plan.feasible else "[red]infeasible (fallback)[/]"
+    if r["pair"]:
+        what = f"cascade [bold]{r['light']} -> {r['heavy']}[/]  r={plan.r:.2g} d={plan.d:.2g}"
+    elif r["split"]:
+        what = "split: " + ", ".join(f"[bold]{m}[/] {s:.0%}" for m, s in r["split"].items())
+    else:
+        what = f"single model [bold]{r['single']}[/]"
     console.print(
-        f"policy [bold]{plan.policy}[/]  pair [bold]{' -> '.join(plan.pair)}[/]  "
-        f"r={plan.r:g} d={plan.d:g} f={plan.f:.3g}  {metric}={plan.quality:.2f}  {status}  "
-        f"solve {plan.solve_ms:.1f} ms"
+        f"policy [bold]{plan.policy}[/]  {what}  {q['metric']} {q['value']:.2f} "
+        f"({q['better']} is better)  {status}  solve {plan.solve_ms:.1f} ms"
     )
-    table = Table("model", "GPUs", "batch", "load q/s", "capacity q/s", "headroom")
+    table = Table("model", "GPUs", "batch", "s/batch", "load q/s", "capacity q/s", "headroom")
     for m, g in plan.gpus.items():
         head = plan.headroom[m]
         table.add_row(
             m,
             str(g),
             str(plan.batch[m]),
-            f"{plan.load_qps[m]:.3f}",
-            f"{plan.capacity_qps[m]:.3f}",
+            f"{r['batch_latency_s'][m]:.2f}",
+            f"{plan.load_qps[m]:.2f}",
+            f"{plan.capacity_qps[m]:.2f}",
             "-" if math.isinf(head) else f"{head:+.0%}",
         )
     console.print(table)
-    paths = ", ".join(f"{k} {v:.1f}s" for k, v in plan.path_latency_s.items())
-    console.print(f"predicted latency per path (SLO {slo_s:g}s): {paths}")
-    if plan.split:
-        console.print("split: " + ", ".join(f"{m} {s:.1%}" for m, s in plan.split.items()))
+    paths = ", ".join(f"{k} {v:.1f} s" for k, v in r["paths_s"].items())
+    console.print(
+        f"{gpus} GPUs, demand {plan.demand_qps:.2f} q/s; worst-case latency per path "
+        f"(SLO {slo_s:g} s): {paths}",
+        highlight=False,
+    )
     if plan.shortfall_qps > 0:
-        console.print(f"[red]expected shortfall: {plan.shortfall_qps:.3f} queries/s[/]")
+        console.print(f"[red]expected shortfall: {plan.shortfall_qps:.2f} queries/s[/]")
     if plan.note:
         console.print(plan.note)
 
@@ -53,8 +59,12 @@ def print_plan(plan: Plan, metric: str, slo_s: float) -> None:
 @user_errors
 def plan_command(
     profile: str = PROFILE_OPTION,
-    gpus: int = typer.Option(16, help="GPUs (workers) available."),
-    slo: float = typer.Option(60.0, help="Latency SLO in seconds."),
+    gpus: int | None = typer.Option(
+        None, help="GPUs (workers) available (default: the profile's serving workers, else 16)."
+    ),
+    slo: float | None = typer.Option(
+        None, help="Latency SLO in seconds (default: the profile's serving SLO, else 60)."
+    ),
     demand: float = typer.Option(..., help="Demand in queries per second."),
     policy: str = typer.Option("hadis", help=f"Planning policy: {', '.join(policy_names())}."),
     table: str = typer.Option(
@@ -68,6 +78,8 @@ def plan_command(
 ) -> None:
     """Choose pair, r, d, GPUs and batch sizes for a demand, under an SLO."""
     prof = load_profile(profile)
+    gpus = gpus if gpus is not None else prof.serving.workers or 16
+    slo = slo if slo is not None else prof.serving.slo_s or 60.0
     options: dict = {}
     if policy == "hadis":
         options = {"table": table, "solver": solver}
@@ -79,6 +91,6 @@ def plan_command(
     req = PlanRequest(prof, gpus, slo, demand, overprovision=overprovision)
     result = pol.plan(req)
     if as_json:
-        typer.echo(json.dumps(plan_json(result, prof.name, slo), indent=1))
+        typer.echo(json.dumps(plan_report(result, prof, slo_s=slo, gpus=gpus), indent=1))
     else:
-        print_plan(result, prof.metric.name, slo)
+        print_plan(result, prof, slo, gpus)

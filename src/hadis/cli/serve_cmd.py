@@ -119,7 +119,7 @@ def serve_command(
 def load_command(
     url: str = typer.Option("http://127.0.0.1:8000", help="Server base URL."),
     trace: str = TRACE_OPTION,
-    qps: str = QPS_OPTION,
+    qps: str | None = QPS_OPTION,
     point_seconds: float = POINT_SECONDS_OPTION,
     time_scale: float = typer.Option(1.0, help="The server's time scale (arrivals x scale)."),
     profile: str = PROFILE_OPTION,

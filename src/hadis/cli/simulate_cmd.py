@@ -15,18 +15,21 @@ from hadis.cli.common import (
     QPS_OPTION,
     SUMMARY_KEYS,
     TRACE_OPTION,
+    check_output_dir,
     console,
     err_console,
     summary_table,
     user_errors,
 )
-from hadis.cli.trace_cmd import resolve_trace
+from hadis.cli.trace_cmd import DEFAULT_QPS, resolve_trace
 from hadis.errors import HadisError
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, SOLVERS, TABLE_CHOICES
-from hadis.profiles import load_profile
+from hadis.profiles import Direction, Profile, load_profile
+from hadis.routing.simple import ROUTERS
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
 from hadis.sim.simulator import SimConfig
+from hadis.sim.trace import Trace
 
 _JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_bound")
 
@@ -41,7 +44,7 @@ def simulate_command(
         None, help="Latency SLO in seconds (default: the profile's serving SLO, else 60)."
     ),
     trace: str = TRACE_OPTION,
-    qps: str = QPS_OPTION,
+    qps: str | None = QPS_OPTION,
     point_seconds: float = POINT_SECONDS_OPTION,
     policies: str = typer.Option(",".join(PAPER_POLICIES), help="Comma-separated policies."),
     seed: int = typer.Option(0, help="Seed for arrivals, prompts, images and noise."),
@@ -57,11 +60,23 @@ def simulate_command(
         DEFAULT_SOLVER,
         help="hadis/diffserve planner: enumerate (exact, fast) or milp (HiGHS, same optimum).",
     ),
+    router: str | None = typer.Option(
+        None,
+        help=f"Router: {', '.join(ROUTERS)} (default: the paper's reference features, which "
+        "need reference prompts; a trace with prompt texts needs online or random).",
+    ),
+    discriminator: str | None = typer.Option(
+        None,
+        help="Discriminator: reference, random, none (default: the paper's scores where the "
+        "profile maps its models to them, random otherwise).",
+    ),
     out: Path | None = typer.Option(None, help="Directory for CSV/JSON results and PNG plots."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object keyed by policy."),
 ) -> None:
     """Replay a trace with each policy and print violations and served quality."""
     names = check_policies([p.strip() for p in policies.split(",") if p.strip()])
+    if out is not None:
+        check_output_dir(out, "--out")
     prof = load_profile(profile)
     gpus = gpus if gpus is not None else prof.serving.workers or 16
     slo = slo if slo is not None else prof.serving.slo_s or 60.0
@@ -84,6 +99,7 @@ def simulate_command(
         policy_options={"table": table, "solver": solver},
     )
     tr = resolve_trace(trace, qps, point_seconds, seed)
+    scorers = _scorers(router, discriminator, prof, seed)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description:<14}"),
@@ -95,45 +111,103 @@ def simulate_command(
     ) as bar:
         tasks = {n: bar.add_task(n, total=1.0) for n in names}
         summaries, runs = run_policies(
-            prof, tr, names, config, on_progress=lambda n, f: bar.update(tasks[n], completed=f)
+            prof,
+            tr,
+            names,
+            config,
+            on_progress=lambda n, f: bar.update(tasks[n], completed=f),
+            **scorers,
         )
     elapsed = time.perf_counter() - start
-    if out is not None:
-        run_config = {
-            "profile": prof.name,
-            "trace": trace
-            if trace != "azure-functions"
-            else {"azure-functions": {"qps": qps, "point_seconds": point_seconds}},
-            "queries": len(tr),
-            "duration_s": tr.duration_s,
-            "policies": names,
-            "gpus": gpus,
-            "slo_s": slo,
-            "seed": seed,
-            "replan_period_s": replan_period,
-            "window_s": window,
-            "drop_factor": drop_factor,
-            "switch_delay_s": switch_delay,
-            "latency_noise": latency_noise,
-            "table": table,
-        }
-        save_results(out, summaries, runs, run_config)
-        plot_results(out, summaries, prof.metric.name, [m.name for m in prof.models])
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {n: {k: s.get(k) for k in _JSON_KEYS if k in s} for n, s in summaries.items()},
-                indent=1,
-            )
+    failed = {n: s["error"] for n, s in summaries.items() if "error" in s}
+    summaries = {n: s for n, s in summaries.items() if "error" not in s}
+    if summaries:
+        _report(
+            summaries,
+            runs,
+            failed,
+            prof,
+            tr,
+            out,
+            as_json,
+            elapsed,
+            run_config={
+                "profile": prof.name,
+                "trace": trace
+                if trace != "azure-functions"
+                else {
+                    "azure-functions": {"qps": qps or DEFAULT_QPS, "point_seconds": point_seconds}
+                },
+                "queries": len(tr),
+                "duration_s": tr.duration_s,
+                "policies": names,
+                "gpus": gpus,
+                "slo_s": slo,
+                "seed": seed,
+                "replan_period_s": replan_period,
+                "window_s": window,
+                "drop_factor": drop_factor,
+                "switch_delay_s": switch_delay,
+                "latency_noise": latency_noise,
+                "table": table,
+                "solver": solver,
+                "router": router,
+                "discriminator": discriminator,
+            },
         )
-        return
+    if failed:
+        name, message = next(iter(failed.items()))
+        others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
+        raise HadisError(f"policy {name} could not run: {message}{others}")
+
+
+def _scorers(router: str | None, discriminator: str | None, prof: Profile, seed: int) -> dict:
+    from hadis.routing.simple import make_discriminator, make_router
+
+    out: dict = {}
+    if router is not None:
+        out["router"] = make_router(router, seed)
+    if discriminator is not None:
+        if discriminator.startswith("trained:"):
+            raise HadisError("--discriminator trained:PATH scores images; the simulator has none")
+        out["discriminator"] = make_discriminator(discriminator, prof, seed)
+    return out
+
+
+def _report(
+    summaries: dict,
+    runs: dict,
+    failed: dict,
+    prof: Profile,
+    tr: Trace,
+    out: Path | None,
+    as_json: bool,
+    elapsed: float,
+    run_config: dict,
+) -> None:
+    gpus, slo, seed = run_config["gpus"], run_config["slo_s"], run_config["seed"]
     metric = prof.metric
+    title = (
+        f"{prof.name}, {tr.name}: {len(tr)} queries over {tr.duration_s:.0f} s, {gpus} GPUs, "
+        f"SLO {slo:g} s, seed {seed} ({metric.name}: {metric.direction.value} is better)"
+    )
+    if out is not None:
+        save_results(out, summaries, runs, run_config)
+        plot_results(
+            out,
+            summaries,
+            metric.name,
+            [m.name for m in prof.models],
+            title=title,
+            lower_is_better=metric.direction is Direction.LOWER,
+        )
+    if as_json:
+        report = {n: {k: s.get(k) for k in _JSON_KEYS if k in s} for n, s in summaries.items()}
+        report.update({n: {"error": e} for n, e in failed.items()})
+        typer.echo(json.dumps(report, indent=1))
+        return
     labelled = {
         (f"{n} (fluid bound)" if s.get("fluid_bound") else n): s for n, s in summaries.items()
     }
-    title = (
-        f"{tr.name}: {len(tr)} queries over {tr.duration_s:.0f} s, {gpus} GPUs, "
-        f"SLO {slo:g} s, seed {seed} ({metric.name}: {metric.direction.value} is better)"
-    )
     console.print(summary_table(title, labelled, metric.name))
     console.print(f"simulated in {elapsed:.1f} s" + (f"; results in {out}/" if out else ""))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hadis.cli.common import console, user_errors
+from hadis.cli.common import check_output_file, console, user_errors
 from hadis.errors import HadisError
 from hadis.sim.trace import (
     Trace,
@@ -32,15 +32,35 @@ def parse_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def resolve_trace(trace: str, qps: str, point_seconds: float, seed: int) -> Trace:
-    """A trace CSV file, or 'azure-functions' built from --qps and --point-seconds."""
+DEFAULT_QPS = "1.0:6.4"
+
+
+def resolve_trace(trace: str, qps: str | None, point_seconds: float, seed: int) -> Trace:
+    """A trace CSV file, or 'azure-functions' built from --qps (MIN:MAX, default 1.0:6.4)
+    and --point-seconds. With a CSV file, --qps RATE time-stretches it to that mean rate
+    (same queries, same burst shape); MIN:MAX is refused there."""
     if trace == "azure-functions":
-        lo, hi = parse_range(qps)
+        lo, hi = parse_range(qps or DEFAULT_QPS)
         return azure_functions(lo, hi, point_seconds, seed)
-    return load_trace_csv(trace, seed=seed)
+    loaded = load_trace_csv(trace, seed=seed)
+    if qps is None:
+        return loaded
+    if ":" in qps:
+        raise HadisError(
+            f"--qps {qps}: with a trace file, give one mean rate (e.g. --qps 3) to "
+            "time-stretch it to; MIN:MAX only shapes the azure-functions trace"
+        )
+    try:
+        rate = float(qps)
+    except ValueError:
+        raise HadisError(
+            f"--qps must be a number of queries/s for a trace file, got {qps!r}"
+        ) from None
+    return loaded.with_mean_rate(rate)
 
 
 def _write(trace: Trace, out: Path) -> None:
+    check_output_file(out, "--out")
     write_trace_csv(trace, out)
     console.print(
         f"wrote {out}: {len(trace)} queries over {trace.duration_s:.0f} s "

@@ -192,10 +192,21 @@ class HadisPolicy(_CascadePolicy):
 
 def diffserve_pair(profile: Profile) -> tuple[str, str]:
     """DiffServe's fixed pair: the second-fastest and the slowest model (models 1 and 3 of
-    the paper pool); with two models, the fastest and the slowest."""
-    order = sorted(profile.models, key=lambda m: m.latency_s[1])
-    light = order[1] if len(order) >= 3 else order[0]
-    return (light.name, order[-1].name)
+    the paper pool; with two models, the fastest and the slowest) when the table has
+    discriminator-only (r = 0) rows for it; otherwise, of the pairs that have such rows,
+    the one with the slowest heavy model, then the fastest light one."""
+    order = [m.name for m in sorted(profile.models, key=lambda m: m.latency_s[1])]
+    preferred = (order[1] if len(order) >= 3 else order[0], order[-1])
+    with_rows = {c.pair for c in profile.configs if c.r == 0}
+    if preferred in with_rows:
+        return preferred
+    if not with_rows:
+        raise HadisError(
+            f"diffserve needs discriminator-only rows (r = 0) for some pair; profile "
+            f"{profile.name!r} has none"
+        )
+    rank = {name: i for i, name in enumerate(order)}
+    return max(with_rows, key=lambda p: (rank[p[1]], -rank[p[0]]))
 
 
 @register("diffserve")

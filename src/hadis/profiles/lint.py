@@ -110,7 +110,7 @@ def _semantic(spec: ProfileSpec) -> list[Issue]:
     for i, m in enumerate(spec.models):
         where = f"models[{i}]"
         if m.name in seen:
-            issues.append(Issue("error", f"{where}.name", f"duplicate model name {m.name!r}"))
+            issues.append(Issue("error", f"{where}.name", f"model names must be unique; {m.name!r} appears twice"))
         seen.add(m.name)
         issues += _latency_issues(m, where)
     latency1 = {m.name: m.latency_s.get(1, math.nan) for m in spec.models}
@@ -126,7 +126,7 @@ def _semantic(spec: ProfileSpec) -> list[Issue]:
                 issues.append(Issue("error", f"{where}.{role}", f"unknown model {name!r}{hint}"))
                 bad_ref = True
         if c.light == c.heavy:
-            issues.append(Issue("error", where, f"light and heavy are both {c.light!r}"))
+            issues.append(Issue("error", where, f"light and heavy must differ, both are {c.light!r}"))
         expected_f = c.r + (1 - c.r) * c.d
         if abs(c.f - expected_f) > 1e-3:
             issues.append(

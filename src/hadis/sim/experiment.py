@@ -12,6 +12,7 @@ from typing import Any
 from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import Profile
+from hadis.routing import Discriminator, Router
 from hadis.sim.oracle import oracle_bound
 from hadis.sim.simulator import SimConfig, SimResult, simulate
 from hadis.sim.trace import Trace
@@ -53,34 +54,58 @@ def run_policies(
     policies: Sequence[str],
     config: SimConfig,
     on_progress: Callable[[str, float], None] | None = None,
+    router: Router | None = None,
+    discriminator: Discriminator | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, SimResult]]:
-    """Summaries keyed by policy (oracle included when asked), and the raw runs."""
+    """Summaries keyed by policy (oracle included when asked), and the raw runs.
+
+    A policy that cannot run on this profile (HadisError, e.g. DiffServe without
+    discriminator-only rows) gets a summary {"error": message} and the others still run."""
     summaries: dict[str, dict[str, Any]] = {}
     runs: dict[str, SimResult] = {}
     for name in check_policies(policies):
-        if name == ORACLE:
-            summaries[name] = oracle_bound(
-                profile,
-                trace,
-                gpus=config.gpus,
-                slo_s=config.slo_s,
-                window_s=config.window_s,
-                table=config.policy_options.get("table", "full"),
-            )
-        else:
-            options = _options_for(name, config.policy_options)
-            cfg = SimConfig(**{**asdict(config), "policy_options": options})
-            runs[name] = simulate(
-                profile,
-                trace,
-                name,
-                cfg,
-                progress=(lambda f, n=name: on_progress(n, f)) if on_progress else None,
-            )
-            summaries[name] = runs[name].summary
+        try:
+            if name == ORACLE:
+                summaries[name] = oracle_bound(
+                    profile,
+                    trace,
+                    gpus=config.gpus,
+                    slo_s=config.slo_s,
+                    window_s=config.window_s,
+                    table=config.policy_options.get("table", "full"),
+                )
+            else:
+                runs[name] = _simulate_one(
+                    name, profile, trace, config, on_progress, router, discriminator
+                )
+                summaries[name] = runs[name].summary
+        except HadisError as e:
+            summaries[name] = {"policy": name, "error": str(e)}
         if on_progress:
             on_progress(name, 1.0)
     return summaries, runs
+
+
+def _simulate_one(
+    name: str,
+    profile: Profile,
+    trace: Trace,
+    config: SimConfig,
+    on_progress: Callable[[str, float], None] | None,
+    router: Router | None,
+    discriminator: Discriminator | None,
+) -> SimResult:
+    options = _options_for(name, config.policy_options)
+    cfg = SimConfig(**{**asdict(config), "policy_options": options})
+    return simulate(
+        profile,
+        trace,
+        name,
+        cfg,
+        router=router,
+        discriminator=discriminator,
+        progress=(lambda f: on_progress(name, f)) if on_progress else None,
+    )
 
 
 def save_results(

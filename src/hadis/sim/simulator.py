@@ -33,7 +33,7 @@ from hadis.errors import HadisError
 from hadis.planner import get_policy
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, ReferenceDiscriminator, ReferenceRouter, Router
-from hadis.routing.simple import RandomDiscriminator
+from hadis.routing.simple import RandomDiscriminator, make_discriminator
 from hadis.sim.trace import Trace
 
 _DONE, _WAKE = 0, 1
@@ -90,12 +90,17 @@ def initial_demand(trace: Trace, config: SimConfig) -> float:
     return first / config.replan_period_s
 
 
-def default_discriminator(profile: Profile, seed: int) -> Discriminator:
+def default_discriminator(
+    profile: Profile, seed: int, reference_only: bool = True
+) -> Discriminator:
     """The paper's per-prompt scores where the profile maps models to them (extra.index);
     otherwise a seeded random one, so that d stays the escalated fraction (served quality
-    comes from the profile's rows either way)."""
+    comes from the profile's rows either way). With prompts outside the reference set,
+    those get random scores drawn from the reference distribution."""
     if any(isinstance(m.extra.get("index"), int) for m in profile.models):
-        return ReferenceDiscriminator(profile)
+        if reference_only:
+            return ReferenceDiscriminator(profile)
+        return make_discriminator("reference", profile, seed)
     return RandomDiscriminator(seed)
 
 
@@ -133,10 +138,12 @@ def simulate(
     progress: Callable[[float], None] | None = None,
 ) -> SimResult:
     """Replay `trace` under `policy`; `progress` gets the fraction of arrivals replayed."""
-    if np.any(trace.prompt_id < 0) and router is None:
+    outside = int(np.sum(trace.prompt_id < 0))
+    if outside and router is None:
         raise HadisError(
-            "the trace has prompts outside the reference set; the reference router and "
-            "discriminator can only score reference prompt ids"
+            f"the trace has {outside} prompt(s) outside the paper's reference set, which the "
+            "reference router cannot score: pass --router online (from the text), random "
+            "or none"
         )
     recorder = MetricsRecorder()
     engine = Engine(
@@ -144,7 +151,7 @@ def simulate(
         config.gpus,
         EngineConfig(config.slo_s, config.drop_factor, config.switch_delay_s, config.seed),
         router or ReferenceRouter(),
-        discriminator or default_discriminator(profile, config.seed),
+        discriminator or default_discriminator(profile, config.seed, reference_only=not outside),
         recorder,
     )
     controller = Controller(

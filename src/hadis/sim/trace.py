@@ -50,6 +50,16 @@ class Trace:
     def duration_s(self) -> float:
         return float(self.arrival_s[-1]) if len(self) else 0.0
 
+    def with_mean_rate(self, qps: float) -> Trace:
+        """The same queries, time-stretched so that the mean rate over the trace is `qps`
+        (the burst shape and the query count are kept)."""
+        if not (qps > 0 and np.isfinite(qps)):
+            raise HadisError(f"--qps for a trace file must be a rate > 0, got {qps}")
+        if len(self) < 2 or self.duration_s <= 0:
+            raise HadisError("a trace needs two distinct arrival times to be rescaled")
+        factor = (len(self) / self.duration_s) / qps
+        return Trace(self.arrival_s * factor, self.prompt_id, self.prompt, self.name)
+
     def until(self, end_s: float) -> Trace:
         """The arrivals before `end_s` (a shorter run of the same trace)."""
         n = int(np.searchsorted(self.arrival_s, end_s))
