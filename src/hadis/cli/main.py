@@ -37,6 +37,25 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hadis {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the hadis version and exit.",
+    ),
+) -> None:
+    """hadis: hybrid adaptive serving of text-to-image diffusion models."""
+
+
 def main() -> None:
     app()
 

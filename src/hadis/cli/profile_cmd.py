@@ -12,8 +12,11 @@ from hadis.cli.common import check_output_file, console, err_console, user_error
 from hadis.errors import HadisError
 from hadis.profiles import bundled_profiles, load_profile, pareto_table
 from hadis.profiles.io import config_row_dict
+from hadis.textfiles import read_text
 
-app = typer.Typer(help="Model-pool profiles: list, show, build.", no_args_is_help=True)
+app = typer.Typer(
+    help="Model-pool profiles: list, show, build, import, validate.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -109,10 +112,7 @@ def build_command(
     if not 0 < grid_step <= 1:
         raise HadisError(f"grid step must be in (0, 1], got {grid_step}")
     spec = load_pool(pool)
-    try:
-        lines = [p for p in prompts.read_text(encoding="utf-8").splitlines() if p.strip()]
-    except OSError as e:
-        raise HadisError(f"cannot read prompts {prompts}: {e.strerror}") from e
+    lines = [p for p in read_text(prompts, "prompt file").splitlines() if p.strip()]
     if max_prompts is not None:
         lines = lines[:max_prompts]
     if not reference.is_dir():

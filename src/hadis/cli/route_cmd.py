@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hadis.cli.common import console, user_errors
 from hadis.errors import HadisError
+from hadis.textfiles import read_text
 
 
 @user_errors
@@ -27,10 +28,9 @@ def route_command(
     if not 0 <= r <= 1:
         raise HadisError(f"r must be in [0, 1], got {r}")
     if file is not None:
-        try:
-            prompts = [p for p in file.read_text(encoding="utf-8").splitlines() if p.strip()]
-        except OSError as e:
-            raise HadisError(f"cannot read {file}: {e.strerror}") from e
+        prompts = [p for p in read_text(file, "prompt file").splitlines() if p.strip()]
+        if not prompts:
+            raise HadisError(f"prompt file {file} has no prompts")
     else:
         prompts = [prompt]  # type: ignore[list-item]
     router = OnlineRouter()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+from urllib.parse import urlsplit
 
 import typer
 
 from hadis.cli.common import (
     POINT_SECONDS_OPTION,
-    PROFILE_OPTION,
     QPS_OPTION,
     SUMMARY_KEYS,
     TRACE_OPTION,
@@ -25,6 +26,8 @@ from hadis.planner import policy_names
 from hadis.profiles import load_profile
 from hadis.routing.simple import DISCRIMINATORS, ROUTERS
 from hadis.serve.executors import EXECUTORS
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @user_errors
@@ -64,6 +67,9 @@ def serve_command(
     seed: int = typer.Option(0, help="Seed for the random router/discriminator."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    log_level: str = typer.Option(
+        "info", help="Log level: debug, info (one line per request), warning, error."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible images API with the HADIS engine.
 
@@ -74,11 +80,28 @@ def serve_command(
     from hadis.serve import ServeConfig, build_app
 
     if not 0 < port < 65536:
-        raise HadisError(f"port must be in 1..65535, got {port}")
+        raise HadisError(f"--port must be in 1..65535, got {port}")
     if policy not in policy_names():
         raise HadisError(f"unknown policy {policy!r}; valid: {', '.join(policy_names())}")
+    if log_level.lower() not in LOG_LEVELS:
+        raise HadisError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if max_queue < 1:
+        raise HadisError(f"--max-queue must be >= 1, got {max_queue}")
+    if not (time_scale > 0 and math.isfinite(time_scale)):
+        raise HadisError(f"--time-scale must be > 0, got {time_scale}")
+    if workers is not None and workers < 1:
+        raise HadisError(f"--workers must be >= 1, got {workers}")
+    if executor is not None and executor not in EXECUTORS:
+        raise HadisError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     prof = load_profile(profile)
     defaults = prof.serving
+    if slo is not None:
+        fastest = min(prof.models, key=lambda m: m.latency_s[1])
+        if not slo >= fastest.latency_s[1]:
+            raise HadisError(
+                f"--slo {slo:g}s is below every model's latency "
+                f"(fastest: {fastest.name} at {fastest.latency_s[1]:g}s per image)"
+            )
     workers = workers if workers is not None else defaults.workers or 1
     executor = executor or defaults.executor or "diffusers"
     router = router or defaults.router or "reference"
@@ -95,9 +118,11 @@ def serve_command(
 
     def ready() -> None:
         console.print(
-            f"hadis is ready: {prof.name}, {workers} workers ({executor} executor). "
-            f"Point an OpenAI client at base_url={base}/v1 "
-            f"(POST {base}/v1/images/generations; metrics at {base}/metrics)"
+            f"hadis is ready: {prof.name}, {workers} workers ({executor} executor)\n"
+            f"  OpenAI base_url: {base}/v1\n"
+            f"  metrics:         {base}/metrics",
+            highlight=False,
+            soft_wrap=True,
         )
 
     app = build_app(
@@ -110,7 +135,7 @@ def serve_command(
         dtype=dtype,
         on_ready=ready,
     )
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=log_level.upper(), format="%(message)s")
     err_console.print(f"starting hadis on {base} (loading models) ...")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -121,22 +146,90 @@ def load_command(
     trace: str = TRACE_OPTION,
     qps: str | None = QPS_OPTION,
     point_seconds: float = POINT_SECONDS_OPTION,
-    time_scale: float = typer.Option(1.0, help="The server's time scale (arrivals x scale)."),
-    profile: str = PROFILE_OPTION,
-    slo: float = typer.Option(60.0, help="SLO in profile seconds."),
-    gpus: int = typer.Option(16, help="The server's workers (for reporting)."),
+    time_scale: float | None = typer.Option(
+        None,
+        help="The server's time scale (default: read from the server; a different "
+        "value is refused).",
+    ),
+    profile: str | None = typer.Option(
+        None, help="Profile for quality (default: the server's, when it is a bundled one)."
+    ),
+    slo: float | None = typer.Option(None, help="SLO in profile seconds (default: the server's)."),
     seed: int = typer.Option(0, help="Trace seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Replay a trace against a running server and report violations and served quality."""
-    from hadis.serve.loadgen import replay
+    """Replay a trace against a running server and report violations and served quality.
 
-    prof = load_profile(profile)
+    Profile, SLO, workers and time scale come from the server (/v1/plan). Ctrl-C stops the
+    replay and prints the summary of the requests that ended."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from hadis.serve.loadgen import Replay, run_replay, server_info
+
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise HadisError(f"--url must look like http://HOST:PORT, got {url!r}")
+    try:
+        _ = parsed.port
+    except ValueError:
+        raise HadisError(f"--url has an invalid port: {url!r}") from None
+    if time_scale is not None and not (time_scale > 0 and math.isfinite(time_scale)):
+        raise HadisError(f"--time-scale must be > 0, got {time_scale}")
     tr = resolve_trace(trace, qps, point_seconds, seed)
-    s = asyncio.run(replay(url, tr, prof, slo_s=slo, gpus=gpus, time_scale=time_scale, seed=seed))
+    info = asyncio.run(server_info(url))
+    served_scale = float(info["time_scale"])
+    if time_scale is not None and not math.isclose(time_scale, served_scale, rel_tol=1e-9):
+        raise HadisError(
+            f"--time-scale {time_scale:g} differs from the server's {served_scale:g}; "
+            "leave it out to use the server's"
+        )
+    if slo is not None and not math.isclose(slo, float(info["slo_s"]), rel_tol=1e-9):
+        raise HadisError(f"--slo {slo:g} differs from the server's {info['slo_s']:g}")
+    try:
+        prof = load_profile(profile or info["profile"])
+    except HadisError:
+        raise HadisError(
+            f"the server serves profile {info['profile']!r}, which is not bundled: "
+            "pass --profile FILE with its profile file"
+        ) from None
+    slo_s, gpus = float(info["slo_s"]), len(info["workers"])
+    state = Replay(tr)
+    interrupted = False
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("replay", total=len(tr))
+        try:
+            asyncio.run(
+                run_replay(
+                    state,
+                    url,
+                    slo_s=slo_s,
+                    time_scale=served_scale,
+                    seed=seed,
+                    progress=lambda f: bar.update(task, completed=state.done),
+                )
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+    if state.done == 0:
+        raise HadisError("stopped before any request ended")
+    s = state.summary(prof, slo_s=slo_s, gpus=gpus)
     if as_json:
         keys = (*SUMMARY_KEYS, "http_status")
         typer.echo(json.dumps({"live": {k: s[k] for k in keys}}, indent=1))
-        return
-    title = f"{url}: {len(tr)} requests, HTTP status {json.dumps(s['http_status'])}"
-    console.print(summary_table(title, {"live": s}, prof.metric.name, first="run"))
+    else:
+        title = (
+            f"{url} ({prof.name}, {gpus} workers, SLO {slo_s:g} s, time scale "
+            f"{served_scale:g}): {state.done} of {len(tr)} requests, HTTP status "
+            f"{json.dumps(s['http_status'])}"
+        )
+        console.print(summary_table(title, {"live": s}, prof.metric.name, first="run"))
+    if interrupted:
+        err_console.print(f"interrupted: summary of the {state.done} requests that ended")
+        raise typer.Exit(130)

@@ -219,7 +219,8 @@ def build_profile(
                 )
         progress("sweep", p + 1, len(pairs))
 
-    # 5. the profile
+    # 5. the profile (a batch never takes less than a smaller one: timing noise on fast
+    # models can say otherwise, and the planner must not bet on it)
     models = tuple(
         ModelVariant(
             name=v.name,
@@ -228,7 +229,7 @@ def build_profile(
             guidance=v.guidance,
             resolution=tuple(v.resolution),
             quality_alone=round(quality_alone[v.name], 4),
-            latency_s={int(b): m[0] for b, m in latency[v.name].items()},
+            latency_s=monotone({int(b): m[0] for b, m in latency[v.name].items()}),
             max_batch=v.max_batch,
             batch_rule=BatchRule(0.9),
             extra={"latency_p95_s": {b: m[1] for b, m in latency[v.name].items()}},
@@ -253,3 +254,12 @@ def build_profile(
         batch_rule_note="measured batch sizes are used as given; others follow 0.9 * b * L(1)",
     )
     return profile
+
+
+def monotone(latency_s: dict[int, float]) -> dict[int, float]:
+    """Seconds per batch made non-decreasing in the batch size (running maximum)."""
+    out, worst = {}, 0.0
+    for b in sorted(latency_s):
+        worst = max(worst, latency_s[b])
+        out[b] = worst
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import time
 import zlib
 from dataclasses import dataclass
@@ -104,6 +105,20 @@ class InstantExecutor:
         return BatchOutput([placeholder_png(model, tuple(size)) for _ in prompts], 0.0)
 
 
+def _quiet_model_loading() -> None:
+    """No progress bars or advice (e.g. 'install accelerate') from diffusers and
+    transformers while pipelines load: workers load in parallel and their bars would
+    interleave. Left as they are when hadis logs at debug level."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    import diffusers
+    import transformers
+
+    for lib in (diffusers.utils.logging, transformers.utils.logging):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+
+
 class DiffusersExecutor:
     """Runs real diffusers pipelines: `DiffusionPipeline.from_pretrained(source)` of the
     profile's model (a model id or a local path), with the profile's steps and guidance,
@@ -128,6 +143,7 @@ class DiffusersExecutor:
                 "the diffusers executor needs the [diffusion] extra: "
                 "pip install 'hadis[diffusion]' (and a torch build for your device)"
             ) from e
+        _quiet_model_loading()
         unservable = [m.name for m in profile.models if m.source is None or m.steps is None]
         if unservable:
             raise HadisError(

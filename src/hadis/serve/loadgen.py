@@ -17,10 +17,44 @@ from typing import Any
 import httpx
 
 from hadis.engine import DROPPED, SERVED, MetricsRecorder, QualityTable, Query, summarize
+from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.routing.reference import reference_prompts
 from hadis.sim.simulator import trace_image_seeds
 from hadis.sim.trace import Trace
+
+
+class Replay:
+    """The records of one replay: kept by the caller, so that a replay stopped half-way
+    (Ctrl-C) can still be summarised."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.recorder = MetricsRecorder()
+        self.statuses: dict[int, int] = {}
+
+    @property
+    def done(self) -> int:
+        return len(self.recorder.queries)
+
+    def summary(
+        self, profile: Profile, *, slo_s: float, gpus: int, window_s: float = 50.0
+    ) -> dict[str, Any]:
+        """What `hadis simulate` reports, over the requests that ended so far."""
+        ended = [q.arrival_s for q in self.recorder.queries]
+        summary = summarize(
+            self.recorder,
+            QualityTable(profile),
+            slo_s=slo_s,
+            gpus=gpus,
+            window_s=window_s,
+            duration_s=max(
+                self.trace.duration_s if self.done == len(self.trace) else max(ended, default=0.0),
+                1e-9,
+            ),
+        )
+        summary["http_status"] = {str(k): v for k, v in sorted(self.statuses.items())}
+        return summary
 
 
 async def replay(
@@ -36,11 +70,36 @@ async def replay(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[float], None] | None = None,
     seed: int = 0,
+    state: Replay | None = None,
 ) -> dict[str, Any]:
+    state = state or Replay(trace)
+    await run_replay(
+        state,
+        base_url,
+        slo_s=slo_s,
+        time_scale=time_scale,
+        timeout_s=timeout_s,
+        transport=transport,
+        progress=progress,
+        seed=seed,
+    )
+    return state.summary(profile, slo_s=slo_s, gpus=gpus, window_s=window_s)
+
+
+async def run_replay(
+    state: Replay,
+    base_url: str,
+    *,
+    slo_s: float,
+    time_scale: float = 1.0,
+    timeout_s: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Callable[[float], None] | None = None,
+    seed: int = 0,
+) -> None:
+    trace, recorder, statuses = state.trace, state.recorder, state.statuses
     prompts = reference_prompts()
     image_seeds = trace_image_seeds(trace, seed)  # the simulator's, for parity
-    recorder = MetricsRecorder()
-    statuses: dict[int, int] = {}
     limit = timeout_s or 3 * slo_s * time_scale + 10
     async with httpx.AsyncClient(
         base_url=base_url,
@@ -78,13 +137,21 @@ async def replay(
                 progress(len(recorder.queries) / len(trace))
 
         await asyncio.gather(*(one(i) for i in range(len(trace))))
-    summary = summarize(
-        recorder,
-        QualityTable(profile),
-        slo_s=slo_s,
-        gpus=gpus,
-        window_s=window_s,
-        duration_s=max(trace.duration_s, 1e-9),
-    )
-    summary["http_status"] = {str(k): v for k, v in sorted(statuses.items())}
-    return summary
+
+
+async def server_info(base_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The server's /v1/plan (profile, SLO, time scale, workers); HadisError if the URL does
+    not answer like a hadis server."""
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s) as client:
+            r = await client.get("/v1/plan")
+    except httpx.HTTPError as e:
+        raise HadisError(f"cannot reach {base_url}: {e or type(e).__name__}") from None
+    if r.status_code != 200:
+        raise HadisError(f"{base_url}/v1/plan answered {r.status_code}: is it a hadis server?")
+    try:
+        info = r.json()
+        _ = (info["profile"], info["slo_s"], info["time_scale"], info["workers"])
+    except (ValueError, KeyError, TypeError):
+        raise HadisError(f"{base_url}/v1/plan is not a hadis plan: is it a hadis server?") from None
+    return info

@@ -58,6 +58,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 1:
             raise HadisError(f"gpus must be a positive integer, got {self.gpus!r}")
+        if not self.replan_period_s > 0:
+            raise HadisError(f"re-plan period must be > 0 seconds, got {self.replan_period_s}")
         if not self.window_s > 0:
             raise HadisError(f"window must be > 0 seconds, got {self.window_s}")
         if self.latency_noise < 0:
