@@ -106,7 +106,10 @@ CASES = [
     (["load", "--time-scale", "-1"], "--time-scale"),
     (["load", "--url", "not a url"], "--url"),
     (["load", "--url", "http://127.0.0.1:9"], "cannot reach"),
-    (["discriminator", "train", "--real", "{dir}/x", "--generated", "{dir}", "--out", "o"], "folder"),
+    (
+        ["discriminator", "train", "--real", "{dir}/x", "--generated", "{dir}", "--out", "o"],
+        "folder",
+    ),
 ]
 
 

@@ -27,3 +27,20 @@ def test_load_reports_like_simulate(paper_profile, tmp_path):
     assert live["queries"] == live["served"] + live["dropped"]
     assert live["http_status"].get("200", 0) >= 0.9 * live["queries"]
     assert 19.0 < live["quality"] < 30.0
+
+
+def test_load_adopts_the_servers_settings_and_refuses_a_different_time_scale(
+    paper_profile, tmp_path
+):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,prompt_id\n0,1\n0.5,2\n1,3\n")
+    server = build_app(paper_profile, ServeConfig(workers=4, time_scale=0.02), executor="profile")
+    with running_server(server) as base:
+        res = CliRunner().invoke(
+            app, ["load", "--url", base, "--trace", str(trace), "--time-scale", "0.05"]
+        )
+        assert res.exit_code == 2 and "differs from the server's 0.02" in res.stderr
+        res = CliRunner().invoke(app, ["load", "--url", base, "--trace", str(trace)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())  # the table title wraps
+    assert "hadis-l40s, 4 workers" in text and "time scale 0.02" in text

@@ -131,3 +131,21 @@ def test_serving_defaults_round_trip_and_are_validated(paper_profile):
     doc["serving"] = {"threads": 2}
     with pytest.raises(ProfileError, match="threads"):
         profile_from_dict(doc)
+
+
+def test_batch_latency_interpolates_between_measured_sizes_and_extrapolates_by_the_rule():
+    demo = load_profile("demo-cpu")
+    m = demo.model("base-25")
+    measured = sorted(m.latency_s)
+    lat = [m.batch_latency_s(b) for b in range(1, m.max_batch + 1)]
+    assert all(a <= b for a, b in zip(lat, lat[1:], strict=False))  # monotone
+    for lo, hi in zip(measured, measured[1:], strict=False):
+        for b in range(lo + 1, hi):
+            assert m.latency_s[lo] < m.batch_latency_s(b) < m.latency_s[hi]
+    assert m.batch_latency_s(3) == pytest.approx((m.latency_s[2] + m.latency_s[4]) / 2)
+    # only batch 1 measured (the paper pool): the rule, as before
+    paper = load_profile("hadis-l40s").models[0]
+    assert paper.batch_latency_s(3) == pytest.approx(0.9 * 3 * paper.latency_s[1])
+    # beyond the largest measured size: the rule, never below that size's latency
+    big = m.batch_latency_s(measured[-1] + 1)
+    assert big >= m.latency_s[measured[-1]]

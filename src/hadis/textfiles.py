@@ -70,13 +70,17 @@ def read_csv(
     header = [h.strip() for h in rows[0]]
     if len(set(header)) != len(header):
         raise error(f"{what} {path}: a column appears twice in the header {header}")
+    known = [*required, *optional, *one_of]
+    for h in header:  # a misspelt column first: its message names the right one
+        close = difflib.get_close_matches(h, known, n=1) if h not in known else []
+        if close and close[0] not in header:
+            raise error(f"{what} {path}: unknown column {h!r}; did you mean {close[0]!r}?")
     missing = [c for c in required if c not in header]
     if missing:
         raise error(f"{what} {path}: missing column(s) {', '.join(missing)}; header: {header}")
     if one_of and not any(c in header for c in one_of):
         names = " or ".join(repr(c) for c in one_of)
         raise error(f"{what} {path}: needs an {names} column; header: {header}")
-    known = [*required, *optional, *one_of]
     for h in header:
         if h not in known:
             close = difflib.get_close_matches(h, known, n=1)

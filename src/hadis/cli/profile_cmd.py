@@ -195,6 +195,7 @@ def import_command(
         f"wrote {out}: {len(profile.models)} models, {len(profile.configs)} configurations, "
         f"{len(profile.pairs)} pairs",
         highlight=False,
+        soft_wrap=True,
     )
 
 

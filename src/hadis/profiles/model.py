@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +36,8 @@ class Metric:
 class BatchRule:
     """How latency grows with batch size when a batch size was not measured.
 
-    L(b) = factor * b * L(1) for b > 1 (the research code's assumption, factor 0.9).
+    L(b) = factor * b * L(1) for b > 1 (the research code's assumption, factor 0.9), used
+    beyond the largest measured batch size (between measured sizes: interpolation).
     """
 
     factor: float = 0.9
@@ -59,13 +61,29 @@ class ModelVariant:
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def batch_latency_s(self, batch: int) -> float:
-        """Seconds to generate one batch of `batch` images (measured, else the batch rule)."""
+        """Seconds to generate one batch of `batch` images.
+
+        Measured sizes as measured; a size between two measured ones is interpolated
+        linearly (so it is never more than the next measured size); beyond the largest
+        measured size the batch rule extrapolates, never below that size's latency. The
+        planner, the engine's batching and its drop estimate all read this function."""
         measured = self.latency_s.get(batch)
         if measured is not None:
             return measured
         if batch < 1:
             raise ValueError(f"batch size must be >= 1, got {batch}")
-        return self.batch_rule.factor * batch * self.latency_s[1]
+        sizes = self._measured_sizes
+        i = bisect.bisect_left(sizes, batch)
+        if i < len(sizes):  # between sizes[i - 1] and sizes[i] (sizes[0] == 1 < batch)
+            lo, hi = sizes[i - 1], sizes[i]
+            t = (batch - lo) / (hi - lo)
+            return self.latency_s[lo] + t * (self.latency_s[hi] - self.latency_s[lo])
+        largest = self.latency_s[sizes[-1]]
+        return max(largest, self.batch_rule.factor * batch * self.latency_s[1])
+
+    @cached_property
+    def _measured_sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(self.latency_s))
 
     @cached_property
     def latency_table(self) -> tuple[float, ...]:
