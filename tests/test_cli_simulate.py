@@ -44,7 +44,7 @@ def test_simulate_writes_results_and_plots(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "hadis" in res.stdout and "oracle (fluid bound)" in res.stdout
+    assert "hadis" in res.stdout and "oracle (reference)" in res.stdout
     for name in (
         "summary.json",
         "windows.csv",
@@ -101,7 +101,7 @@ def test_simulate_the_demo_pool_with_its_serving_defaults():
     res = runner.invoke(
         app,
         ["simulate", "--profile", "demo-cpu", "--policies", "hadis,clipper-light,clipper-heavy"]
-        + ["--qps", "0.5:3", "--json"],
+        + ["--qps", "2:6", "--json"],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

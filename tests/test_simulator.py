@@ -6,7 +6,7 @@ import pytest
 from hadis.engine import DIRECT, ESCALATED, LIGHT, SERVED, QualityTable
 from hadis.planner import HadisPolicy, PlanRequest
 from hadis.sim.experiment import PAPER_POLICIES, run_policies
-from hadis.sim.oracle import oracle_bound
+from hadis.sim.oracle import oracle_reference
 from hadis.sim.simulator import SimConfig, simulate
 from hadis.sim.trace import azure_functions, constant, step
 
@@ -85,7 +85,7 @@ def test_switch_delay_and_idle_gpus_are_modelled(paper_profile):
 
 def test_oracle_is_the_planner_optimum_per_window(paper_profile):
     trace = constant(3.0, 500.0, seed=2)
-    bound = oracle_bound(paper_profile, trace, gpus=16, slo_s=60.0)
+    bound = oracle_reference(paper_profile, trace, gpus=16, slo_s=60.0)
     policy = HadisPolicy()
     for w in bound["windows"]:
         plan = policy.plan(PlanRequest(paper_profile, 16, 60.0, w["demand_qps"], overprovision=1.0))

@@ -31,7 +31,7 @@ from hadis.sim.plots import plot_results
 from hadis.sim.simulator import SimConfig
 from hadis.sim.trace import Trace
 
-_JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_bound")
+_JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_reference")
 
 
 @user_errors
@@ -207,7 +207,7 @@ def _report(
         typer.echo(json.dumps(report, indent=1))
         return
     labelled = {
-        (f"{n} (fluid bound)" if s.get("fluid_bound") else n): s for n, s in summaries.items()
+        (f"{n} (reference)" if s.get("fluid_reference") else n): s for n, s in summaries.items()
     }
     console.print(summary_table(title, labelled, metric.name))
     console.print(f"simulated in {elapsed:.1f} s" + (f"; results in {out}/" if out else ""))

@@ -79,7 +79,7 @@ def azure_command(
     seed: int = typer.Option(0, help="Random seed (arrivals and prompts)."),
     out: Path = OUT,
 ) -> None:
-    """The papers' workload: the Azure Functions 2019 shape, Poisson arrivals per point."""
+    """The paper's workload: the Azure Functions 2019 shape, Poisson arrivals per point."""
     lo, hi = parse_range(qps)
     _write(azure_functions(lo, hi, point_seconds, seed), out)
 

@@ -13,7 +13,7 @@ from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
-from hadis.sim.oracle import oracle_bound
+from hadis.sim.oracle import oracle_reference
 from hadis.sim.simulator import SimConfig, SimResult, simulate
 from hadis.sim.trace import Trace
 
@@ -66,7 +66,7 @@ def run_policies(
     for name in check_policies(policies):
         try:
             if name == ORACLE:
-                summaries[name] = oracle_bound(
+                summaries[name] = oracle_reference(
                     profile,
                     trace,
                     gpus=config.gpus,

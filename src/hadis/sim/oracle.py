@@ -1,10 +1,13 @@
-"""The `oracle` bound: the best quality any planner could reach on a trace.
+"""The `oracle` fluid reference: what the planner would choose per window with hindsight.
 
-For each window (by arrival time, window_s long) it knows the window's true demand
+It is a reference point, not a bound: a policy that serves queries of one window with a
+plan made for another (or whose realised router/discriminator mix differs from the
+table's) can beat it in some windows, and its 50 s windows hide shorter peaks. For each
+window (by arrival time, window_s long) it knows the window's true demand
 D_w = arrivals / window length, and takes the HADIS planner's optimum for D_w with no
 over-provisioning margin, empty queues and free model switches: the quality of the best
 table row (or single model) whose capacity carries D_w within the SLO on the GPUs. The
-bound is the query-weighted mean of those qualities. Where not even the throughput fallback
+reference is the query-weighted mean of those qualities. Where not even the throughput fallback
 carries D_w, the uncarried share of that window's queries counts as dropped (a fluid
 estimate: no queueing, so no late queries).
 """
@@ -22,7 +25,7 @@ from hadis.profiles import Profile
 from hadis.sim.trace import Trace
 
 
-def oracle_bound(
+def oracle_reference(
     profile: Profile,
     trace: Trace,
     *,
@@ -71,6 +74,6 @@ def oracle_bound(
         "late": 0,
         "violation_ratio": dropped / n if n else 0.0,
         "quality": weighted / served_total if served_total else None,
-        "fluid_bound": True,
+        "fluid_reference": True,
         "windows": windows,
     }

@@ -60,7 +60,7 @@ def plot_results(
     axes[0].plot(xs, ys, color="black")
     axes[0].set_ylabel("demand (q/s)")
     for i, (policy, s) in enumerate(summaries.items()):
-        style = _style(i, bool(s.get("fluid_bound")))
+        style = _style(i, bool(s.get("fluid_reference")))
         axes[1].plot(*_series(s, "quality"), label=policy, **style)
         axes[2].plot(*_series(s, "violation_ratio"), label=policy, **style)
     axes[1].set_ylabel(f"served {metric}\n({better})")
@@ -79,7 +79,7 @@ def plot_results(
     axes = [axes] if len(models) == 1 else list(axes)
     for ax, model in zip(axes, models, strict=True):
         for i, (policy, s) in enumerate(summaries.items()):
-            if s.get("fluid_bound"):
+            if s.get("fluid_reference"):
                 continue
             xs = [w["start_s"] for w in s["windows"]]
             ys = [w["gpus"].get(model, 0) for w in s["windows"]]

@@ -88,7 +88,7 @@ def azure_functions_shape() -> np.ndarray:
 def azure_functions(
     qps_min: float = 1.0, qps_max: float = 6.4, point_s: float = 10.0, seed: int = 0
 ) -> Trace:
-    """The papers' workload: the shape min-max rescaled to [qps_min, qps_max], point_s
+    """The paper's workload: the shape min-max rescaled to [qps_min, qps_max], point_s
     seconds per point, Poisson arrivals within each point, prompts uniform over 5,000."""
     if not 0 <= qps_min <= qps_max:
         raise HadisError(f"expected 0 <= qps min <= qps max, got {qps_min}:{qps_max}")
