@@ -67,3 +67,13 @@ def test_wrk_fails_loudly_on_errors():
     # nothing listens on this port: socket errors, never a throughput figure
     with pytest.raises(report.BenchmarkFailed):
         wrk("http://127.0.0.1:9/v1/images/generations", 1, 1)
+
+
+def test_readme_table_matches_the_committed_report():
+    from benchmarks.readme import END, README, REPORT, START, render
+
+    text = README.read_text(encoding="utf-8")
+    table = text.split(START, 1)[1].split(END, 1)[0].strip()
+    assert table == render(REPORT).strip(), "run python -m benchmarks.readme"
+    data = json.loads(REPORT.read_text())
+    assert not data["tiny"] and set(data["suites"]) == set(SUITES)
