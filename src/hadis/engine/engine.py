@@ -143,6 +143,11 @@ class Engine:
         self._disc_cut = float("-inf")
         self._drop_after_s = config.drop_factor * config.slo_s
         self._split: tuple[list[str], list[float]] | None = None
+        # pairs with router-only rows (d = 0): a random split over one is scored as them
+        self._router_only_pairs = tuple(
+            dict.fromkeys(c.pair for c in profile.configs if c.d == 0 and 0 < c.r < 1)
+        )
+        self._split_pair: tuple[str, str] | None = None
         self._scored_model: str | None = None  # the light model whose images may escalate
         self._routes = False  # the plan's router sends some queries straight to heavy
         self._pair: tuple[str, ...] = ()
@@ -166,7 +171,11 @@ class Engine:
         if self._split is not None:
             names, cum = self._split
             model = names[bisect.bisect_right(cum, self._rng.random() * cum[-1])]
-            q.pair, q.path = (model,), LIGHT
+            if self._split_pair is not None:  # scored as the pair's router-only mix
+                q.pair = self._split_pair
+                q.path = LIGHT if model == self._split_pair[0] else DIRECT
+            else:
+                q.pair, q.path = (model,), LIGHT
         else:
             q.pair = self._pair
             if self._routes:
@@ -316,9 +325,12 @@ class Engine:
         """Adopt a plan: thresholds, worker assignment, migration of orphaned queues."""
         self.plan = plan
         self._split = None
+        self._split_pair = None
         if plan.split:
             names = list(plan.split)
             self._split = (names, list(itertools.accumulate(plan.split[n] for n in names)))
+            used = {n for n, share in plan.split.items() if share > 0}
+            self._split_pair = next((p for p in self._router_only_pairs if set(p) == used), None)
         if plan.heavy is not None:
             self._router_cut = self.router.threshold(plan.r) if plan.r > 0 else float("inf")
             self._disc_cut = (

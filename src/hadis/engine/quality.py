@@ -2,8 +2,12 @@
 
 Queries served under a pair (light, heavy) are grouped; the group's realised router ratio
 r = direct / all and discriminator ratio d = escalated / (light + escalated) are looked up
-in the pair's (r, d) grid by bilinear interpolation (nearest row when the pair's rows do
-not form a full grid). A single model's queries get the model's own quality. Groups from
+in the pair's (r, d) grid by bilinear interpolation (linear along the one axis a
+single-r or single-d table has; nearest row when the pair's rows do not form a full grid).
+A random split between the two models of a pair (Proteus) is scored as that pair's
+router-only rows (d = 0) at r = the heavy model's share, when the table has them (the
+paper's router is close to random); a split over other models gets the linear mix of
+their own qualities. A single model's queries get the model's own quality. Groups from
 several pairs (a plan change inside a window, or a split plan) are averaged weighted by
 their query counts.
 """
@@ -62,8 +66,12 @@ def _bilinear(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, x: float, y: flo
     y = min(max(y, ys[0]), ys[-1])
     i = int(np.clip(np.searchsorted(xs, x, side="right") - 1, 0, max(len(xs) - 2, 0)))
     j = int(np.clip(np.searchsorted(ys, y, side="right") - 1, 0, max(len(ys) - 2, 0)))
-    if len(xs) == 1 or len(ys) == 1:
-        return float(grid[i, j])
+    if len(xs) == 1 and len(ys) == 1:
+        return float(grid[0, 0])
+    if len(xs) == 1:  # one r (e.g. a discriminator-only table): linear in d
+        return float(np.interp(y, ys, grid[0, :]))
+    if len(ys) == 1:  # one d (router-only): linear in r
+        return float(np.interp(x, xs, grid[:, 0]))
     tx = (x - xs[i]) / (xs[i + 1] - xs[i])
     ty = (y - ys[j]) / (ys[j + 1] - ys[j])
     return float(
