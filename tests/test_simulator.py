@@ -72,10 +72,18 @@ def test_switch_delay_and_idle_gpus_are_modelled(paper_profile):
     trace = step([(0.5, 300), (4.0, 300)], seed=1)
     slow = simulate(paper_profile, trace, "hadis", SimConfig(switch_delay_s=30.0))
     fast = simulate(paper_profile, trace, "hadis", SimConfig(switch_delay_s=0.0))
-    # every worker starts empty: nothing runs before its first model is loaded
-    assert min(start for *_, start, _end in slow.recorder.batches) >= 30.0
+    # warm start: the first plan's models are loaded before traffic, as in a live server
+    assert min(start for *_, start, _end in slow.recorder.batches) < 5.0
     assert min(start for *_, start, _end in fast.recorder.batches) < 5.0
     assert slow.summary["plan_changes"] > 0
+    # a worker that moves to another model serves nothing for the switch delay
+    last: dict[int, tuple[str, float]] = {}
+    gaps = []
+    for w, m, _n, start, end in sorted(slow.recorder.batches, key=lambda b: b[3]):
+        if w in last and last[w][0] != m:
+            gaps.append(start - last[w][1])
+        last[w] = (m, end)
+    assert gaps and min(gaps) >= 30.0 - 1e-9
     # under the first plan only its models run, on at most its number of workers
     (_, first), (t1, _) = slow.recorder.plans[0], slow.recorder.plans[1]
     early = [(w, m) for w, m, _n, start, _end in slow.recorder.batches if start < t1]

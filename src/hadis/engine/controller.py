@@ -19,6 +19,7 @@ from hadis.engine.engine import Engine
 from hadis.engine.query import Command
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
+from hadis.planner.hysteresis import worth_switching
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Controller:
         self._tick_since = 0.0
         self._measured = False
         self.early_replans = 0
+        self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
         self._enqueued_at_last = dict(engine.enqueued)
 
     def observe_arrival(self, now: float) -> None:
@@ -101,7 +103,9 @@ class Controller:
         if elapsed <= 0:
             return None
         if elapsed < self.config.period_s - 1e-9:
-            if not self._backlogged():
+            # an early re-plan while workers still load the last plan's models would only
+            # move them again (a switch storm when loads take tens of seconds)
+            if not self._backlogged() or self._switching():
                 return None
             self.early_replans += 1
             self.demand_qps = max(self.demand_qps, short_rate)
@@ -122,18 +126,35 @@ class Controller:
         self._since = min(self._since, now - self.config.period_s)
 
     def decide(self, req: PlanRequest) -> Plan | None:
-        """Run the policy (pure: safe off the driver's thread); None if it failed."""
+        """Run the policy (pure: safe off the driver's thread); None if it failed.
+
+        A new plan that moves workers replaces the one in force only when it pays for its
+        model switches (planner/hysteresis.py); otherwise the plan in force stays."""
         try:
-            return self.policy.plan(req)
+            plan = self.policy.plan(req)
         except Exception:  # keep serving with the last good plan
             self.failures += 1
             log.exception("planner %s failed; keeping the last plan", self.policy.name)
             return None
+        current = self.plan
+        if current is not None and not worth_switching(
+            current,
+            plan,
+            req,
+            switch_s=self.engine.config.switch_delay_s,
+            horizon_s=self.config.period_s,
+        ):
+            self.kept += 1
+            return current
+        return plan
 
     def adopt(self, now: float, plan: Plan) -> list[Command]:
         """Apply a plan to the engine (on the driver's thread)."""
         self.plan = plan
         return self.engine.apply_plan(now, plan)
+
+    def _switching(self) -> bool:
+        return any(w.switching for w in self.engine.workers)
 
     def _backlogged(self) -> bool:
         """Some model's queue needs more than backlog_fraction x SLO to drain."""

@@ -27,6 +27,7 @@ from hadis.engine import (
     MetricsRecorder,
     QualityTable,
     Query,
+    WakeUp,
     summarize,
 )
 from hadis.errors import HadisError
@@ -175,6 +176,9 @@ def simulate(
     sigma = config.latency_noise
     latency = {m.name: m.latency_table for m in profile.models}
 
+    def worker_ready_now(worker: int) -> list:
+        return engine.worker_ready(0.0, worker)
+
     heap: list[tuple[float, int, int, int]] = []
     seq = itertools.count()
     push, pop = heapq.heappush, heapq.heappop
@@ -200,7 +204,15 @@ def simulate(
     tick = config.check_s
     next_tick = tick
     idle_skip_s = 2 * config.replan_period_s
-    run(0.0, controller.start(0.0))
+    # Warm start: the first plan's models are loaded before traffic begins, as a live
+    # server loads them before it reports ready; later switches cost switch_delay_s.
+    first = controller.start(0.0)
+    while any(type(c) is WakeUp for c in first):
+        ready = [c for c in first if type(c) is WakeUp]
+        first = [c for c in first if type(c) is not WakeUp]
+        for c in ready:
+            first += worker_ready_now(c.worker)
+    run(0.0, first)
     inf = math.inf
     now = 0.0
     submit, batch_done, worker_ready = engine.submit, engine.batch_done, engine.worker_ready
