@@ -29,7 +29,7 @@ class Target:
     sense: Literal["at_least", "at_most"]
 
     def met(self, value: float) -> bool:
-        return value >= self.bound if self.sense == "at_least" else value <= self.bound
+        return bool(value >= self.bound if self.sense == "at_least" else value <= self.bound)
 
     def __str__(self) -> str:
         return f"{'>=' if self.sense == 'at_least' else '<='} {self.bound:g}"
@@ -55,6 +55,7 @@ class Figure:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["value"] = float(self.value)
         out["target"] = None if self.target is None else asdict(self.target)
         out["passed"] = self.passed
         return out

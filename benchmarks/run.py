@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import planner_bench, router_bench, serve_bench, sim_bench
+from benchmarks import planner_bench, robustness_bench, router_bench, serve_bench, sim_bench
 from benchmarks.report import BenchmarkFailed, Figure, machine, print_figures, write_report
 
 SUITES: dict[str, Callable[[bool], list[Figure]]] = {
@@ -23,6 +23,7 @@ SUITES: dict[str, Callable[[bool], list[Figure]]] = {
     "sim": sim_bench.run,
     "serve": serve_bench.run,
     "router": router_bench.run,
+    "robustness": robustness_bench.run,
 }
 
 

@@ -79,3 +79,25 @@ def test_bad_trace_files(tmp_path, content, match):
     path.write_text(content)
     with pytest.raises(HadisError, match=match):
         load_trace_csv(path)
+
+
+def test_bursty_trace_is_seeded_has_its_mean_and_more_burstiness_means_more_variance():
+    from hadis.sim.trace import bursty
+
+    a, b = (
+        bursty(3.0, 20000.0, burstiness=10.0, seed=4),
+        bursty(3.0, 20000.0, burstiness=10.0, seed=4),
+    )
+    assert np.array_equal(a.arrival_s, b.arrival_s) and np.array_equal(a.prompt_id, b.prompt_id)
+    assert len(a) / 20000.0 == pytest.approx(3.0, rel=0.1)
+
+    def cv(t):  # noqa: ANN001, ANN202  coefficient of variation of 50-s rates
+        rates = np.bincount((t.arrival_s // 50).astype(int))
+        return rates.std() / rates.mean()
+
+    plain = bursty(3.0, 20000.0, burstiness=1.0, seed=4)
+    assert cv(plain) < cv(bursty(3.0, 20000.0, burstiness=3.0, seed=4)) < cv(a)
+    assert cv(a) > 0.6  # 1-s peaks of tens of queries, the regime the issue describes
+    for kwargs in ({"burstiness": 0.5}, {"burst_s": 0.0}, {"calm_s": -1.0}):
+        with pytest.raises(HadisError):
+            bursty(3.0, 100.0, **kwargs)

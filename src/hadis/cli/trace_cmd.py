@@ -11,6 +11,7 @@ from hadis.errors import HadisError
 from hadis.sim.trace import (
     Trace,
     azure_functions,
+    bursty,
     constant,
     load_trace_csv,
     parse_levels,
@@ -105,3 +106,30 @@ def step_command(
 ) -> None:
     """Consecutive constant-rate segments (a step change in demand)."""
     _write(step(parse_levels(levels), seed), out)
+
+
+@app.command("bursty")
+@user_errors
+def bursty_command(
+    qps: float = typer.Option(..., help="Long-run mean queries per second."),
+    seconds: float = typer.Option(..., help="Duration in seconds."),
+    burstiness: float = typer.Option(
+        4.0, help="Rate in a burst over the calm rate (1: plain Poisson)."
+    ),
+    burst_seconds: float = typer.Option(30.0, help="Mean length of a burst (s)."),
+    calm_seconds: float = typer.Option(90.0, help="Mean length of a calm period (s)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = OUT,
+) -> None:
+    """Bursty arrivals: a two-state Markov-modulated Poisson process (calm and bursts)."""
+    _write(
+        bursty(
+            qps,
+            seconds,
+            burstiness=burstiness,
+            burst_s=burst_seconds,
+            calm_s=calm_seconds,
+            seed=seed,
+        ),
+        out,
+    )

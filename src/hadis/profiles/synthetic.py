@@ -7,7 +7,8 @@ FID q_i falling linearly from `worst_fid` to `best_fid` (plus seeded noise of +-
 Pairs (i, j) with 1 <= j - i <= `pair_span` get rows on an (r, d) grid with the heavy
 fraction f = r + (1 - r) d and quality q_i + (q_j - q_i) * f ** 0.8 + noise: the cascade
 earns a little more than a linear mix, as the paper's measured rows do. Row latency is the
-expected batch-1 seconds per query, (1 - r) L_i + f L_j. Same seed, same pool.
+expected batch-1 seconds per query, (1 - r) L_i + f L_j. `r_grid=(0.0,)` gives a
+discriminator-only table (no router rows). Same seed, same pool.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def synthetic_pool(
     *,
     pair_span: int = 3,
     grid: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2)),
+    r_grid: tuple[float, ...] | None = None,
     fastest_s: float = 0.5,
     slowest_s: float = 20.0,
     worst_fid: float = 30.0,
@@ -52,7 +54,7 @@ def synthetic_pool(
     for i, j in itertools.combinations(range(n_models), 2):
         if j - i > pair_span:
             continue
-        for r, d in itertools.product(grid, grid):
+        for r, d in itertools.product(grid if r_grid is None else r_grid, grid):
             f = r + (1 - r) * d
             q = fid[i] + (fid[j] - fid[i]) * f**0.8 + rng.uniform(-0.1, 0.1)
             rows.append(

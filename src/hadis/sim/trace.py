@@ -136,6 +136,45 @@ def step(levels: list[tuple[float, float]], seed: int = 0, name: str = "step") -
     return Trace(arrivals, _draw_prompts(len(arrivals), rng), name=name)
 
 
+def bursty(
+    qps: float,
+    duration_s: float,
+    *,
+    burstiness: float = 4.0,
+    burst_s: float = 30.0,
+    calm_s: float = 90.0,
+    seed: int = 0,
+) -> Trace:
+    """A Markov-modulated Poisson process: calm and burst periods (exponential lengths,
+    means `calm_s` and `burst_s`) with Poisson arrivals whose rate in a burst is
+    `burstiness` times the calm rate, scaled so that the long-run mean is `qps`.
+    burstiness 1 is a plain Poisson process; 10 gives 1-s peaks of tens of queries at a
+    few q/s mean. Starts calm; same seed, same trace."""
+    for name, value in (("qps", qps), ("seconds", duration_s), ("burst seconds", burst_s)):
+        if not (np.isfinite(value) and value > 0):
+            raise HadisError(f"{name} must be > 0, got {value}")
+    if not (np.isfinite(burstiness) and burstiness >= 1):
+        raise HadisError(f"burstiness must be >= 1, got {burstiness}")
+    if not (np.isfinite(calm_s) and calm_s > 0):
+        raise HadisError(f"calm seconds must be > 0, got {calm_s}")
+    if duration_s > MAX_TRACE_SPAN_S:
+        raise HadisError(f"a trace may span at most {MAX_TRACE_SPAN_S:.0e} s")
+    _check_size(qps * duration_s, qps * duration_s)
+    p_burst = burst_s / (burst_s + calm_s)
+    calm_rate = qps / ((1 - p_burst) + p_burst * burstiness)
+    rng = np.random.default_rng(seed)
+    parts, t, in_burst = [], 0.0, False
+    while t < duration_s:
+        length = min(rng.exponential(burst_s if in_burst else calm_s), duration_s - t)
+        rate = calm_rate * (burstiness if in_burst else 1.0)
+        n = rng.poisson(rate * length)
+        parts.append(t + np.sort(rng.uniform(0.0, length, size=n)))
+        t += length
+        in_burst = not in_burst
+    arrivals = np.concatenate(parts) if parts else np.zeros(0)
+    return Trace(arrivals, _draw_prompts(len(arrivals), rng), name=f"bursty-x{burstiness:g}")
+
+
 def parse_levels(text: str) -> list[tuple[float, float]]:
     """'1:100,4:200' -> [(1.0, 100.0), (4.0, 200.0)] (qps:seconds pairs)."""
     try:
