@@ -74,6 +74,14 @@ def test_generation_returns_png_and_extension(paper_profile):
         ({"prompt": "x", "model": "dall-e-3"}, "model"),
         ({"prompt": "x", "response_format": "url"}, "response_format"),
         ({"prompt": "x", "n": "two"}, "n"),
+        ({"prompt": "x", "n": True}, "n"),
+        ({"prompt": "x", "n": "2"}, "n"),
+        ({"prompt": "x", "seed": False}, "seed"),
+        ({"prompt": "x", "seed": 2**64}, "seed"),
+        ({"prompt": "x", "seed": -1}, "seed"),
+        ({"prompt": "x", "user": "u" * 100_000}, "user"),
+        ({"prompt": "x", "model": "m" * 100_000}, "model"),
+        ({"prompt": 5}, "prompt"),
     ],
 )
 def test_invalid_input_gets_openai_style_400(paper_profile, payload, param):
@@ -292,3 +300,21 @@ def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profi
 
     codes = [r.status_code for r in asyncio.run(stop_early())]
     assert len(codes) == 6 and set(codes) <= {200, 503} and 503 in codes
+
+
+def test_a_bad_seed_cannot_fail_another_request_and_odd_request_ids_are_replaced(paper_profile):
+    async def go(c):  # noqa: ANN001, ANN202
+        bad = c.post("/v1/images/generations", json={"prompt": "x", "seed": 2**64})
+        good = c.post("/v1/images/generations", json={"prompt": "y", "seed": 2**63 - 100})
+        odd = c.get("/healthz", headers=[(b"x-request-id", b"\xff\xfe bad id")])
+        long = c.get("/healthz", headers={"x-request-id": "r" * 1000})
+        kept = c.get("/healthz", headers={"x-request-id": "req-42"})
+        return await asyncio.gather(bad, good, odd, long, kept)
+
+    bad, good, odd, long, kept = run(with_client(paper_app(paper_profile), go))
+    assert bad.status_code == 400 and good.status_code == 200
+    assert odd.status_code == 200 and long.status_code == 200
+    for r in (odd, long):
+        rid = r.headers["x-request-id"]
+        assert rid.isascii() and len(rid) == 32  # a fresh id, not the client's bytes
+    assert kept.headers["x-request-id"] == "req-42"

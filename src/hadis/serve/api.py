@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hadis.serve.prom import ServerMetrics
@@ -29,6 +29,9 @@ from hadis.serve.service import LiveService, Outcome, Rejected
 
 access_log = logging.getLogger("hadis.access")
 MAX_PROMPT_CHARS = 4000
+MAX_FIELD_CHARS = 256  # model, user: logged and echoed, so bounded
+MAX_SEED = 2**63 - 1 - 64
+MAX_REQUEST_ID = 128
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 
@@ -37,13 +40,16 @@ class ImageRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    n: int = 1
-    size: str | None = None
-    response_format: str = "b64_json"
-    model: str | None = "auto"
-    seed: int | None = None
-    user: str | None = None
+    # strict types: `n: true`, `n: "2"` or `seed: false` are errors, not coerced
+    prompt: StrictStr = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    n: StrictInt = 1
+    size: StrictStr | None = Field(default=None, max_length=32)
+    response_format: StrictStr = Field(default="b64_json", max_length=32)
+    model: StrictStr | None = Field(default="auto", max_length=MAX_FIELD_CHARS)
+    # seeds of a request's n images are seed, seed + 1, ...: all must fit a signed 64-bit
+    # generator seed, or one request's bad seed would fail every request in its batch
+    seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
+    user: StrictStr | None = Field(default=None, max_length=MAX_FIELD_CHARS)
 
 
 class ApiError(Exception):
@@ -78,8 +84,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), None)
-        rid = rid or uuid.uuid4().hex
+        raw = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = _request_id(raw)
         scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message) -> None:  # noqa: ANN001
@@ -88,6 +94,14 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _request_id(raw: bytes | None) -> str:
+    """The client's X-Request-ID when it is short printable ASCII, else a new one (a
+    header is bytes: anything else must not reach logs, metrics or the response)."""
+    if raw and len(raw) <= MAX_REQUEST_ID and all(0x21 <= c <= 0x7E for c in raw):
+        return raw.decode("ascii")
+    return uuid.uuid4().hex
 
 
 DEFAULT_SIZE = "1024x1024"  # for pools whose profile gives no resolution (simulation-only)
