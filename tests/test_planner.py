@@ -217,3 +217,33 @@ def test_every_policy_contract(paper_profile, name, demand):
     d = p.to_dict()
     for key in ("pair", "r", "d", "gpus", "batch", "quality", "feasible", "solve_ms"):
         assert key in d
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(3, 6),
+    st.integers(1, 2),
+    st.integers(1, 24),
+    st.floats(0.05, 1.5),
+    st.floats(20.0, 120.0),
+    st.integers(0, 3),
+)
+def test_enumeration_matches_brute_force_on_synthetic_pools(n, span, gpus, load, slo, seed):
+    """The fleet benchmark's pool family (hadis.profiles.synthetic), small enough for brute
+    force: exact enumeration finds the best feasible quality, batch sizes measured."""
+    from hadis.profiles.synthetic import synthetic_pool
+
+    profile = synthetic_pool(n, pair_span=span, grid=(0.0, 0.5, 1.0), seed=seed)
+    fastest = profile.models[0]
+    demand = load * gpus * fastest.capacity_qps(1)
+    try:
+        req = PlanRequest(profile, gpus, slo, demand)
+    except PlanningError:
+        return
+    brute = solve_exhaustive(req, build_candidates(profile, profile.configs))
+    p = HadisPolicy().plan(req)
+    check_plan_invariants(req, p)
+    if brute is None:
+        assert not p.feasible
+    else:
+        assert p.feasible and p.quality == pytest.approx(brute.candidate.quality)
