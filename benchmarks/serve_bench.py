@@ -74,8 +74,9 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     if m := re.search(r"Socket errors:.*", out):
         raise BenchmarkFailed(f"{m.group(0)} at {connections} connections")
     rps = re.search(r"Requests/sec:\s+(\S+)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    # anchored: a stdev percentage such as "62.50%" must not pass for the 50% line
+    p50 = re.search(r"^\s*50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.M)
     if not (rps and p50 and p99):
         raise BenchmarkFailed(f"unexpected wrk output:\n{out}")
     return {"rps": float(rps.group(1)), "p50_ms": _ms(p50.group(1)), "p99_ms": _ms(p99.group(1))}

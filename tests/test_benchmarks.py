@@ -77,3 +77,27 @@ def test_readme_table_matches_the_committed_report():
     assert table == render(REPORT).strip(), "run python -m benchmarks.readme"
     data = json.loads(REPORT.read_text())
     assert not data["tiny"] and set(data["suites"]) == set(SUITES)
+
+
+def test_wrk_output_is_read_from_the_latency_distribution(monkeypatch):
+    import subprocess
+
+    from benchmarks import serve_bench
+
+    out = """Running 1s test @ http://127.0.0.1:1/
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.61ms    0.98ms   9.02ms   62.50%
+    Req/Sec     1.11k   192.76     1.51k    65.99%
+  Latency Distribution
+     50%    3.46ms
+     75%    4.26ms
+     90%    4.90ms
+     99%  612.00us
+  4427 requests in 4.00s, 43.85MB read
+Requests/sec:   1106.54
+"""
+    done = subprocess.CompletedProcess([], 0, stdout=out, stderr="")
+    monkeypatch.setattr(serve_bench.subprocess, "run", lambda *a, **k: done)
+    got = serve_bench.wrk("http://127.0.0.1:1/", 4, 1)
+    assert got == {"rps": 1106.54, "p50_ms": 3.46, "p99_ms": 0.612}

@@ -117,6 +117,8 @@ CASES = [
     (["serve", "--time-scale", "0", "--executor", "profile"], "--time-scale"),
     (["serve", "--port", "0", "--executor", "instant"], "port"),
     (["serve", "--executor", "nope"], "unknown executor"),
+    (["serve", "--executor", "instant", "--api-key", " "], "--api-key"),
+    (["serve", "--executor", "instant", "--max-body-bytes", "10"], "--max-body-bytes"),
     (["serve", "--policy", "nope"], "unknown policy"),
     (["load", "--time-scale", "0"], "--time-scale"),
     (["load", "--time-scale", "-1"], "--time-scale"),

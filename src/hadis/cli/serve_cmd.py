@@ -70,6 +70,20 @@ def serve_command(
     log_level: str = typer.Option(
         "info", help="Log level: debug, info (one line per request), warning, error."
     ),
+    api_key: list[str] = typer.Option(
+        [],
+        "--api-key",
+        envvar="HADIS_API_KEY",
+        help="Require 'Authorization: Bearer KEY' (repeatable; also HADIS_API_KEY). Health "
+        "probes stay open.",
+    ),
+    protect_metrics: bool = typer.Option(
+        False, "--protect-metrics", help="With --api-key: /metrics needs a key too."
+    ),
+    max_body_bytes: int = typer.Option(
+        1 << 20, help="Largest request body accepted (larger: 413)."
+    ),
+    docs: bool = typer.Option(False, "--docs", help="Serve /docs and /openapi.json."),
 ) -> None:
     """Serve the OpenAI-compatible images API with the HADIS engine.
 
@@ -87,6 +101,10 @@ def serve_command(
         raise HadisError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     if max_queue < 1:
         raise HadisError(f"--max-queue must be >= 1, got {max_queue}")
+    if max_body_bytes < 1024:
+        raise HadisError(f"--max-body-bytes must be >= 1024, got {max_body_bytes}")
+    if any(not k.strip() for k in api_key):
+        raise HadisError("--api-key must not be empty")
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise HadisError(f"--time-scale must be > 0, got {time_scale}")
     if workers is not None and workers < 1:
@@ -113,6 +131,10 @@ def serve_command(
         time_scale=time_scale,
         seed=seed,
         max_queue=max_queue,
+        api_keys=tuple(api_key),
+        protect_metrics=protect_metrics,
+        max_body_bytes=max_body_bytes,
+        docs=docs,
     )
     base = f"http://{host}:{port}"
 

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hadis.serve.guard import HEALTH_PATHS, GuardMiddleware
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, Outcome, Rejected
 
@@ -123,10 +124,25 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         yield
         await service.stop()
 
-    app = FastAPI(title="hadis", version="0.1.0", lifespan=lifespan)
+    cfg = service.config
+    app = FastAPI(
+        title="hadis",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if cfg.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if cfg.docs else None,
+    )
     app.state.service = service
 
-    app.add_middleware(RequestIdMiddleware)
+    open_paths = HEALTH_PATHS if cfg.protect_metrics else (*HEALTH_PATHS, "/metrics")
+    app.add_middleware(
+        GuardMiddleware,
+        api_keys=cfg.api_keys,
+        open_paths=open_paths,
+        max_body_bytes=cfg.max_body_bytes,
+    )
+    app.add_middleware(RequestIdMiddleware)  # outermost: 401/413 carry a request id too
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:

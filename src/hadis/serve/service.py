@@ -57,8 +57,17 @@ class ServeConfig:
     initial_demand_qps: float = 0.5
     plan_timeout_s: float = 5.0  # real seconds
     policy_options: dict[str, Any] = field(default_factory=dict)
+    # the front door (serve/guard.py)
+    api_keys: tuple[str, ...] = ()  # none: no authentication
+    protect_metrics: bool = False  # /metrics needs a key too (health probes never do)
+    max_body_bytes: int = 1 << 20
+    docs: bool = False  # /docs and /openapi.json
 
     def __post_init__(self) -> None:
+        if any(not k.strip() for k in self.api_keys):
+            raise HadisError("an API key must not be empty")
+        if self.max_body_bytes < 1024:
+            raise HadisError(f"max body bytes must be >= 1024, got {self.max_body_bytes}")
         if self.workers < 1:
             raise HadisError(f"workers must be >= 1, got {self.workers}")
         if not self.time_scale > 0:
