@@ -176,9 +176,6 @@ def simulate(
     sigma = config.latency_noise
     latency = {m.name: m.latency_table for m in profile.models}
 
-    def worker_ready_now(worker: int) -> list:
-        return engine.worker_ready(0.0, worker)
-
     heap: list[tuple[float, int, int, int]] = []
     seq = itertools.count()
     push, pop = heapq.heappush, heapq.heappop
@@ -211,7 +208,7 @@ def simulate(
         ready = [c for c in first if type(c) is WakeUp]
         first = [c for c in first if type(c) is not WakeUp]
         for c in ready:
-            first += worker_ready_now(c.worker)
+            first += engine.worker_ready(0.0, c.worker)
     run(0.0, first)
     inf = math.inf
     now = 0.0
