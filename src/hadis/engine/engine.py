@@ -31,6 +31,7 @@ from hadis.engine.query import (
     DROPPED,
     ESCALATED,
     LIGHT,
+    PENDING,
     SERVED,
     Command,
     Dispatch,
@@ -285,6 +286,21 @@ class Engine:
             if out:
                 return out + self._release(now, w)
         return self._release(now, w)
+
+    def cancel(self, now: float, q: Query, reason: str = "cancelled") -> bool:
+        """End a query that waits in a queue (its client gave up): its slot is freed at
+        once. A query already in a running batch, or ended, is left alone (False)."""
+        if q.status != PENDING:
+            return False
+        queue = self.queues.get(q.model, [])
+        for i, entry in enumerate(queue):
+            if entry[2] is q:
+                queue[i] = queue[-1]
+                queue.pop()
+                heapq.heapify(queue)
+                self._drop(now, q, reason)
+                return True
+        return False
 
     def fail_batch(self, now: float, worker: int, reason: str) -> list[Command]:
         """The executor failed the worker's batch: drop its queries with `reason`."""

@@ -231,15 +231,24 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             score = await service.prescore(body.prompt)
             futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             deadline = 2 * service.config.slo_s * service.config.time_scale
-            try:
-                results: list[Outcome | None] = await asyncio.wait_for(
-                    asyncio.gather(*futures), deadline
-                )
-            except TimeoutError as e:
+            gathered = asyncio.gather(*futures)
+            watch = asyncio.create_task(_client_gone(request))
+            done, _ = await asyncio.wait(
+                {gathered, watch}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
+            )
+            watch.cancel()
+            if gathered not in done:
+                # the client left or its deadline passed: free its queue slots now
+                service.cancel(futures)
+                gathered.cancel()
+                if watch in done:
+                    outcome = "disconnected"
+                    raise ApiError(499, "the client closed the connection", code="cancelled")
                 outcome = "timeout"
                 raise ApiError(
                     504, f"deadline of {deadline:.1f}s passed", "timeout", code="deadline_exceeded"
-                ) from e
+                )
+            results: list[Outcome | None] = gathered.result()
             paths = [r.path for r in results if r is not None]
             if any(r is None for r in results):
                 outcome = "shutdown"
@@ -360,6 +369,12 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         }
 
     return app
+
+
+async def _client_gone(request: Request, every_s: float = 0.25) -> None:
+    """Returns once the client has closed the connection."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every_s)
 
 
 def _validation_error(err: RequestValidationError) -> ApiError:

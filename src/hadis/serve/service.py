@@ -129,6 +129,7 @@ class LiveService:
         self.listeners = listeners or []
         self.on_ready = on_ready
         self.ready = False
+        self._query_of: dict[asyncio.Future, Query] = {}  # queued or running, by future
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
         self.load_errors: list[str] = []
         self._ids = itertools.count()
@@ -268,14 +269,30 @@ class LiveService:
             slot = Slot(self._loop.create_future(), size)
             q.user = slot
             futures.append(slot.future)
+            self._query_of[slot.future] = q
             controller.observe_arrival(now)
             cmds.extend(engine.submit(now, q))
         self._run(cmds)
         return futures
 
     # ------------------------------------------------------------------ engine events
+    def cancel(self, futures: list[asyncio.Future]) -> int:
+        """The client gave up (deadline passed, connection closed): queued queries of
+        these futures leave their queues now; returns how many were freed."""
+        engine = self.engine
+        if engine is None:
+            return 0
+        now, freed = self.now(), 0
+        for fut in futures:
+            q = self._query_of.pop(fut, None)
+            if q is not None and engine.cancel(now, q):
+                freed += 1
+        return freed
+
     def on_query_done(self, q: Query) -> None:
         slot = q.user
+        if isinstance(slot, Slot):
+            self._query_of.pop(slot.future, None)
         for listener in self.listeners:
             listener.on_query_done(q)
         if not isinstance(slot, Slot) or slot.future.done():
