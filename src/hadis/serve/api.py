@@ -33,6 +33,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_FIELD_CHARS = 256  # model, user: logged and echoed, so bounded
 MAX_SEED = 2**63 - 1 - 64
 MAX_REQUEST_ID = 128
+WATCH_AFTER_S = 0.25  # real seconds before a waiting request checks for a closed connection
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 
@@ -232,11 +233,18 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             deadline = 2 * service.config.slo_s * service.config.time_scale
             gathered = asyncio.gather(*futures)
-            watch = asyncio.create_task(_client_gone(request))
-            done, _ = await asyncio.wait(
-                {gathered, watch}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
-            )
-            watch.cancel()
+            # most requests finish quickly: watch for a closed connection only after that
+            first_wait = min(WATCH_AFTER_S, deadline)
+            done, _ = await asyncio.wait({gathered}, timeout=first_wait)
+            watch = None
+            if not done:
+                watch = asyncio.create_task(_client_gone(request))
+                done, _ = await asyncio.wait(
+                    {gathered, watch},
+                    timeout=deadline - first_wait,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                watch.cancel()
             if gathered not in done:
                 # the client left or its deadline passed: free its queue slots now
                 service.cancel(futures)
