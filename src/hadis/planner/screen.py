@@ -74,19 +74,16 @@ class CandidateSet:
                 )
         esc_k = np.flatnonzero(pair_id >= 0)
         ent_k, ent_j = np.nonzero(share)
-        entry = {(int(k), int(j)): n for n, (k, j) in enumerate(zip(ent_k, ent_j, strict=True))}
+        entry = np.full(share.shape, -1)  # (K, M) -> entry index
+        entry[ent_k, ent_j] = np.arange(len(ent_k))
         esc_light = np.array([pairs[pair_id[k]][0] for k in esc_k], dtype=int)
         esc_heavy = np.array([pairs[pair_id[k]][1] for k in esc_k], dtype=int)
         return cls(
             ent_k=ent_k,
             ent_j=ent_j,
             ent_load=share[ent_k, ent_j][:, None] / per_gpu[ent_j],
-            esc_light_ent=np.array(
-                [entry[(int(k), int(j))] for k, j in zip(esc_k, esc_light, strict=True)], dtype=int
-            ),
-            esc_heavy_ent=np.array(
-                [entry[(int(k), int(j))] for k, j in zip(esc_k, esc_heavy, strict=True)], dtype=int
-            ),
+            esc_light_ent=entry[esc_k, esc_light],
+            esc_heavy_ent=entry[esc_k, esc_heavy],
             sizes=sizes,
             batch_s=batch_s,
             per_gpu_qps=per_gpu,
@@ -109,29 +106,6 @@ def usable_batches(req: PlanRequest, model: str) -> tuple[int, ...]:
     m = req.profile.model(model)
     q = req.queue_delay_s(model)
     return tuple(b for b in m.batch_options if m.batch_latency_s(b) + q <= req.slo_s)
-
-
-def useful_batches(req: PlanRequest, model: str) -> tuple[int, ...]:
-    """Batch sizes that meet the SLO on their own (with the queueing delay), minus those
-    another one beats on both latency and throughput.
-
-    Under L(b) = 0.9 b L(1) every b > 2 has the throughput of b = 2 at a higher latency, so
-    only {1, 2} remain; measured latencies keep whatever is on their own front.
-    """
-    m = req.profile.model(model)
-    usable = usable_batches(req, model)
-    stats = {b: (m.capacity_qps(b), m.batch_latency_s(b)) for b in usable}
-    return tuple(
-        b
-        for b in usable
-        if not any(
-            o != b
-            and stats[o][0] >= stats[b][0]
-            and stats[o][1] <= stats[b][1]
-            and (stats[o] != stats[b] or o < b)
-            for o in usable
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -185,8 +159,9 @@ def _options(cs: CandidateSet, usable: np.ndarray) -> OptionSet:
 
 def _useful_mask(cs: CandidateSet, usable: np.ndarray) -> np.ndarray:
     """(M, B): usable options (fit the SLO on their own) that no other usable option beats
-    on both throughput and latency (among exact equals the smaller batch stays); the
-    array form of `useful_batches`."""
+    on both throughput and latency (among exact equals the smaller batch stays). Under
+    L(b) = 0.9 b L(1) every b > 2 has the throughput of b = 2 at a higher latency, so only
+    {1, 2} remain; measured latencies keep whatever is on their own front."""
     cap, lat = cs.per_gpu_qps, cs.batch_s
     o_cap, b_cap = cap[:, :, None], cap[:, None, :]  # axis 1: the other option o, axis 2: b
     o_lat, b_lat = lat[:, :, None], lat[:, None, :]

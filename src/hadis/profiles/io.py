@@ -19,11 +19,10 @@ from pydantic import (
     Field,
     FiniteFloat,
     PositiveInt,
-    ValidationError,
     field_validator,
 )
 
-from hadis.documents import first_error, read_document
+from hadis.documents import read_document
 from hadis.errors import ProfileError
 from hadis.profiles.model import (
     BatchRule,
@@ -114,17 +113,14 @@ class ProfileSpec(_Strict):
 def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
     """Validate a parsed profile document (hadis.profiles.lint: the first error is raised,
     warnings are left to `hadis profile validate`) and build the immutable Profile."""
-    from hadis.profiles.lint import check_document  # lint reads this module's specs
+    from hadis.profiles.lint import lint_document  # lint reads this module's specs
 
-    errors = [i for i in check_document(data) if i.level == "error"]
-    if errors:
+    issues, spec = lint_document(data)
+    errors = [i for i in issues if i.level == "error"]
+    if errors or spec is None:
         more = f" (and {len(errors) - 1} more: hadis profile validate)" if len(errors) > 1 else ""
         first = f"{errors[0].where}: {errors[0].message}" if errors[0].where else errors[0].message
         raise ProfileError(f"profile {origin}: {first}{more}")
-    try:
-        spec = ProfileSpec.model_validate(data)
-    except ValidationError as e:  # lint found nothing: should not happen
-        raise ProfileError(f"profile {origin}: {first_error(e)}") from e
     rule = BatchRule(factor=spec.batch_latency_rule.factor, note=spec.batch_latency_rule.note)
     models = tuple(
         ModelVariant(

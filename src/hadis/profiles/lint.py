@@ -88,6 +88,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def check_document(data: dict[str, Any]) -> list[Issue]:
     """Every problem of a parsed profile document, errors first."""
+    return lint_document(data)[0]
+
+
+def lint_document(data: dict[str, Any]) -> tuple[list[Issue], ProfileSpec | None]:
+    """Every problem, errors first, and the validated spec (None when it does not
+    validate): loading a profile builds from that spec instead of validating twice."""
     issues = _all_unknown_fields(data)
     try:
         spec = ProfileSpec.model_validate(data)
@@ -98,9 +104,9 @@ def check_document(data: dict[str, Any]) -> list[Issue]:
             if err["type"] == "extra_forbidden" and where in unknown:
                 continue  # already named, with a suggestion
             issues.append(Issue("error", where, err["msg"]))
-        return issues
+        return issues, None
     issues += _semantic(spec)
-    return sorted(issues, key=lambda i: i.level != "error")
+    return sorted(issues, key=lambda i: i.level != "error"), spec
 
 
 def _semantic(spec: ProfileSpec) -> list[Issue]:

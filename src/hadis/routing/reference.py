@@ -44,6 +44,14 @@ def _check_prompt(prompt_id: int | None) -> int:
     return prompt_id
 
 
+def _check_ids(prompt_ids: np.ndarray) -> np.ndarray:
+    """Many prompt ids at once, each checked like `_check_prompt`."""
+    ids = np.asarray(prompt_ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= N_PROMPTS):
+        _check_prompt(int(ids.min() if ids.min() < 0 else ids.max()))
+    return ids
+
+
 class ReferenceRouter:
     """The paper's rule-based router over precomputed features."""
 
@@ -67,10 +75,7 @@ class ReferenceRouter:
 
     def score_ids(self, prompt_ids: np.ndarray) -> list[float]:
         """Scores of many reference prompts at once (a simulator scores its trace ahead)."""
-        ids = np.asarray(prompt_ids)
-        if ids.size and (ids.min() < 0 or ids.max() >= N_PROMPTS):
-            _check_prompt(int(ids.min() if ids.min() < 0 else ids.max()))
-        return self.scores[ids].tolist()
+        return self.scores[_check_ids(prompt_ids)].tolist()
 
 
 class ReferenceDiscriminator:
@@ -118,7 +123,5 @@ class ReferenceDiscriminator:
         table = self.p_real.get(model)
         if table is None:
             return None
-        ids = np.asarray(prompt_ids)
-        if ids.size and (ids.min() < 0 or ids.max() >= N_PROMPTS):
-            _check_prompt(int(ids.min() if ids.min() < 0 else ids.max()))
+        ids = _check_ids(prompt_ids)
         return table[ids, np.asarray(image_seeds) % IMAGES_PER_PROMPT].tolist()

@@ -41,17 +41,19 @@ class Replay:
         self, profile: Profile, *, slo_s: float, gpus: int, window_s: float = 50.0
     ) -> dict[str, Any]:
         """What `hadis simulate` reports, over the requests that ended so far."""
-        ended = [q.arrival_s for q in self.recorder.queries]
+        queries = self.recorder.queries
+        span = (  # a replay stopped half-way covers up to its last ended request
+            self.trace.duration_s
+            if self.done == len(self.trace)
+            else max((q.arrival_s for q in queries), default=0.0)
+        )
         summary = summarize(
             self.recorder,
             QualityTable(profile),
             slo_s=slo_s,
             gpus=gpus,
             window_s=window_s,
-            duration_s=max(
-                self.trace.duration_s if self.done == len(self.trace) else max(ended, default=0.0),
-                1e-9,
-            ),
+            duration_s=max(span, 1e-9),
         )
         summary["http_status"] = {str(k): v for k, v in sorted(self.statuses.items())}
         return summary
@@ -70,9 +72,8 @@ async def replay(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[float], None] | None = None,
     seed: int = 0,
-    state: Replay | None = None,
 ) -> dict[str, Any]:
-    state = state or Replay(trace)
+    state = Replay(trace)
     await run_replay(
         state,
         base_url,

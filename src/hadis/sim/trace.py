@@ -23,6 +23,7 @@ from hadis.textfiles import parse_float, parse_int, read_csv
 N_REFERENCE_PROMPTS = 5000
 MAX_TRACE_QUERIES = 20_000_000  # generators refuse larger traces (memory: ~0.5 GB)
 MAX_TRACE_SPAN_S = 1e9  # ~31.7 years: beyond it float seconds lose sub-second resolution
+MAX_BURST_PERIODS = 1_000_000  # burst/calm alternations one bursty trace may hold
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def azure_functions(
     if not point_s > 0:
         raise HadisError(f"point seconds must be > 0, got {point_s}")
     shape = azure_functions_shape()
-    _check_size(qps_max * point_s * len(shape), (qps_max + qps_min) / 2 * point_s * len(shape))
+    _check_limits(qps_max * point_s * len(shape), point_s * len(shape))
     scaled = (shape - shape.min()) / (shape.max() - shape.min())
     rates = qps_min + scaled * (qps_max - qps_min)
     rng = np.random.default_rng(seed)
@@ -103,12 +104,16 @@ def azure_functions(
     return Trace(arrivals, _draw_prompts(len(arrivals), rng), name="azure-functions")
 
 
-def _check_size(most: float, mean: float) -> None:
-    if most > MAX_TRACE_QUERIES:
+def _check_limits(queries: float, span_s: float) -> None:
+    """Refuse, before generating, a trace of more than MAX_TRACE_QUERIES queries (at most,
+    by its rates) or one spanning more than MAX_TRACE_SPAN_S."""
+    if queries > MAX_TRACE_QUERIES:
         raise HadisError(
-            f"that trace would hold ~{mean:,.0f} queries; the limit is {MAX_TRACE_QUERIES:,} "
-            "(lower the rate or the duration)"
+            f"that trace would hold up to {queries:,.0f} queries; the limit is "
+            f"{MAX_TRACE_QUERIES:,} (lower the rate or the duration)"
         )
+    if span_s > MAX_TRACE_SPAN_S:
+        raise HadisError(f"a trace may span at most {MAX_TRACE_SPAN_S:.0e} s, got {span_s:.3g}")
 
 
 def constant(qps: float, duration_s: float, seed: int = 0) -> Trace:
@@ -123,10 +128,7 @@ def step(levels: list[tuple[float, float]], seed: int = 0, name: str = "step") -
     for qps, seconds in levels:
         if not (np.isfinite(qps) and np.isfinite(seconds)) or qps < 0 or seconds <= 0:
             raise HadisError(f"each level needs qps >= 0 and seconds > 0, got {qps}:{seconds}")
-    expected = sum(q * s for q, s in levels)
-    _check_size(expected, expected)
-    if sum(s for _, s in levels) > MAX_TRACE_SPAN_S:
-        raise HadisError(f"a trace may span at most {MAX_TRACE_SPAN_S:.0e} s")
+    _check_limits(sum(q * s for q, s in levels), sum(s for _, s in levels))
     rng = np.random.default_rng(seed)
     parts, offset = [], 0.0
     for qps, seconds in levels:
@@ -157,9 +159,12 @@ def bursty(
         raise HadisError(f"burstiness must be >= 1, got {burstiness}")
     if not (np.isfinite(calm_s) and calm_s > 0):
         raise HadisError(f"calm seconds must be > 0, got {calm_s}")
-    if duration_s > MAX_TRACE_SPAN_S:
-        raise HadisError(f"a trace may span at most {MAX_TRACE_SPAN_S:.0e} s")
-    _check_size(qps * duration_s, qps * duration_s)
+    _check_limits(qps * duration_s, duration_s)
+    if duration_s / (burst_s + calm_s) > MAX_BURST_PERIODS:  # one loop step per period
+        raise HadisError(
+            f"{duration_s:g} s of {burst_s:g} s bursts and {calm_s:g} s calm periods is more "
+            f"than {MAX_BURST_PERIODS:,} periods; lengthen them or shorten the trace"
+        )
     p_burst = burst_s / (burst_s + calm_s)
     calm_rate = qps / ((1 - p_burst) + p_burst * burstiness)
     rng = np.random.default_rng(seed)
