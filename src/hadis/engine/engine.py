@@ -261,7 +261,7 @@ class Engine:
         heavy = plan.heavy if self._split is None and self._disc_cut > -math.inf else None
         model = w.loaded
         escalated = False
-        done = self.listener.on_query_done
+        done = self.listener.on_query_done  # _serve, inlined below: the hot path
         if heavy is None or heavy == model:
             for q in batch:
                 q.status, q.finish_s = SERVED, now
