@@ -8,8 +8,11 @@ Steps (each through the hadis CLI, cached under --workdir so reruns resume):
      renders (the FID reference), written to src/hadis/data/demo/prompts.txt;
   2. discriminator: real renders vs every variant's images for another stream (seed 2),
      `hadis discriminator train` -> src/hadis/data/demo/discriminator.{safetensors,json};
-  3. profile: `hadis profile build` with the online router, that discriminator and the
-     world features -> src/hadis/data/profiles/demo-cpu.json (+ serving defaults);
+  3. profile: `hadis profile build` with the learned router (src/hadis/data/demo/router.json,
+     from scripts/demo_router_study.py; `--router online` gives the paper's rule router),
+     that discriminator and the world features -> src/hadis/data/profiles/demo-cpu.json
+     (+ serving defaults); `--keep-latency` reuses the latencies the current profile
+     measured instead of timing the variants again (a rebuild for another router);
   4. report: adherence on easy and hard prompts and FID per variant, and the latencies the
      profile measured -> src/hadis/data/demo/report.json.
 """
@@ -80,12 +83,25 @@ def report(workdir: Path, pool_file: Path, prompts: list[str], profile_file: Pat
     return out
 
 
+def keep_latency(profile_file: Path, workdir: Path) -> None:
+    """Seed the profiler's latency cache with the profile's measured medians and p95s."""
+    doc = json.loads(profile_file.read_text())
+    cache = {
+        m["name"]: {b: [s, m["extra"]["latency_p95_s"][b]] for b, s in m["latency_s"].items()}
+        for m in doc["models"]
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "latency.json").write_text(json.dumps(cache, indent=1))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=Path("demo-work"))
     ap.add_argument("--pool", type=Path, default=DATA / "demo" / "pool.yaml")
     ap.add_argument("--prompts", type=int, default=300, help="Profiling prompts.")
     ap.add_argument("--disc-images", type=int, default=400, help="Per class and variant.")
+    ap.add_argument("--router", default="learned:hadis:demo/router.json")
+    ap.add_argument("--keep-latency", action="store_true")
     args = ap.parse_args()
     w = args.workdir
     w.mkdir(parents=True, exist_ok=True)
@@ -94,10 +110,10 @@ def main() -> int:
     prompt_file = DATA / "demo" / "prompts.txt"
     prompt_file.write_text("\n".join(prompts) + "\n")
 
-    disc_prompts = render_set(w / "disc" / "real", DISC_SEED, args.disc_images)
-    generate_set(w / "disc" / "generated", args.pool, disc_prompts)
     disc = DATA / "demo" / "discriminator"
     if not disc.with_suffix(".json").exists():
+        disc_prompts = render_set(w / "disc" / "real", DISC_SEED, args.disc_images)
+        generate_set(w / "disc" / "generated", args.pool, disc_prompts)
         hadis(
             "discriminator", "train",
             "--real", str(w / "disc" / "real"),
@@ -108,6 +124,8 @@ def main() -> int:
         )  # fmt: skip
 
     profile_file = DATA / "profiles" / "demo-cpu.json"
+    if args.keep_latency:
+        keep_latency(profile_file, w / "profile")
     hadis(
         "profile", "build",
         "--pool", str(args.pool),
@@ -115,7 +133,7 @@ def main() -> int:
         "--reference", str(w / "reference"),
         "--out", str(profile_file),
         "--workdir", str(w / "profile"),
-        "--router", "online",
+        "--router", args.router,
         "--discriminator", "trained:hadis:demo/discriminator",
         "--features", "world",
         "--repeats", "5",
@@ -123,7 +141,7 @@ def main() -> int:
     doc = json.loads(profile_file.read_text())
     doc["serving"] = {
         "executor": "diffusers",
-        "router": "online",
+        "router": args.router,
         "discriminator": "trained:hadis:demo/discriminator",
         "workers": 2,
         "slo_s": 5.0,

@@ -10,6 +10,7 @@ from hadis.cli import (
     plan_cmd,
     profile_cmd,
     route_cmd,
+    router_cmd,
     serve_cmd,
     simulate_cmd,
     trace_cmd,
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(trace_cmd.app, name="trace")
 app.add_typer(discriminator_cmd.app, name="discriminator")
+app.add_typer(router_cmd.app, name="router")
 app.command("plan")(plan_cmd.plan_command)
 app.command("simulate")(simulate_cmd.simulate_command)
 app.command("serve")(serve_cmd.serve_command)

@@ -92,7 +92,9 @@ def build_command(
     workdir: Path | None = typer.Option(
         None, help="Cache of latencies, images and scores (default: OUT.work); reruns resume."
     ),
-    router: str = typer.Option("online", help="Router scoring the prompts: online, random."),
+    router: str = typer.Option(
+        "online", help="Router scoring the prompts: online, learned:PATH, random."
+    ),
     discriminator: str = typer.Option(
         "random", help="Discriminator scoring light images: trained:PATH, random."
     ),

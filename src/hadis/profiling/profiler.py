@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -153,7 +154,7 @@ def build_profile(
     generate_images(executor, order, prompts, workdir / "images", progress)
 
     # 3. router scores and discriminator confidences (cached)
-    score_file = workdir / f"scores-{router}-{discriminator.replace('/', '_')}.json"
+    score_file = workdir / f"scores-{_cache_key(router)}-{_cache_key(discriminator)}.json"
     if score_file.exists():
         scores = json.loads(score_file.read_text())
     else:
@@ -254,6 +255,25 @@ def build_profile(
         batch_rule_note="measured batch sizes are used as given; others follow 0.9 * b * L(1)",
     )
     return profile
+
+
+def _cache_key(spec: str) -> str:
+    """A file-name-safe key of a router/discriminator spec; a file-backed one (PATH after
+    `learned:` or `trained:`) also carries a digest of its file, so a retrained model does
+    not reuse the scores of the old one."""
+    from hadis import bundled
+
+    key = re.sub(r"[^A-Za-z0-9.-]+", "_", spec)
+    kind, _, path = spec.partition(":")
+    if kind == "learned":
+        file = Path(bundled.resolve(path))
+    elif kind == "trained":
+        file = Path(bundled.resolve(path)).with_suffix(".json")
+    else:
+        return key
+    if file.is_file():
+        key += "-" + hashlib.sha256(file.read_bytes()).hexdigest()[:12]
+    return key
 
 
 def monotone(latency_s: dict[int, float]) -> dict[int, float]:

@@ -1,6 +1,7 @@
 """Stand-in routers and discriminators for serving before trained ones are configured.
 
 `online`: the paper's router computed from the prompt text (hadis.routing.features).
+`learned:PATH`: a router trained by `hadis router train` (hadis.routing.learned).
 `trained:PATH`: a discriminator trained by `hadis discriminator train` (hadis.routing.trained).
 `none`: never routes to heavy / never escalates. `random`: a seeded pseudo-random score per
 prompt (router) or per prompt and image (discriminator), uniform in [0, 1), so that r and d
@@ -117,7 +118,7 @@ class _ReferenceOrRandomDiscriminator:
         return self.fallback.threshold(model, d)
 
 
-ROUTERS = ("reference", "online", "random", "none")
+ROUTERS = ("reference", "online", "learned:PATH", "random", "none")
 DISCRIMINATORS = ("reference", "trained:PATH", "random", "none")
 
 
@@ -132,6 +133,10 @@ def make_router(name: str, seed: int = 0) -> Router:
         from hadis.routing.features import OnlineRouter
 
         return OnlineRouter()
+    if name.startswith("learned:"):
+        from hadis.routing.learned import LearnedRouter
+
+        return LearnedRouter.load(bundled.resolve(name.split(":", 1)[1]))
     raise HadisError(f"unknown router {name!r}; valid: {', '.join(ROUTERS)}")
 
 
