@@ -13,6 +13,7 @@ pytest.importorskip("spacy", reason="the demo pool's online router needs the [ro
 from hadis.demo.adherence import check  # noqa: E402
 from hadis.profiles import load_profile  # noqa: E402
 from hadis.serve import ServeConfig, build_app  # noqa: E402
+from hadis.textfiles import read_text  # noqa: E402
 from tests.serve_helpers import running_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_serving_defaults_come_from_the_profile(demo):
     base, profile = demo
     plan = httpx.get(f"{base}/v1/plan").json()
     assert plan["executor"] == "diffusers"
-    assert plan["router"] == "online-features" and plan["discriminator"].startswith("trained")
+    assert plan["router"] == "learned" and plan["discriminator"].startswith("trained")
     assert {m["id"] for m in httpx.get(f"{base}/v1/models").json()["data"]} >= {
         m.name for m in profile.models
     }
@@ -65,15 +66,22 @@ def test_easy_prompt_gives_an_image_the_adherence_checker_accepts(demo):
     assert sum(r.ok for r in results) >= 3, [r.clauses for r in results]
 
 
-def test_hard_prompt_is_served_by_the_heavy_variant(demo):
-    base, _ = demo
+def test_the_prompt_the_router_ranks_first_goes_straight_to_the_heavy_variant(demo):
+    from hadis import bundled
+    from hadis.routing.learned import LearnedRouter
+
+    base, profile = demo
     plan = httpx.get(f"{base}/v1/plan").json()["plan"]
     light, heavy = plan["pair"]
-    prompt = "two shapes: a red circle left of a blue square, and a green triangle above the circle"
-    _, ext = _generate(base, prompt, seed=0)
+    assert plan["r"] > 0
+    router = LearnedRouter.load(bundled.resolve(profile.serving.router.split(":", 1)[1]))
+    prompts = read_text(bundled.resolve("hadis:demo/prompts.txt"), "prompts").splitlines()[:100]
+    ranked = sorted(prompts, key=lambda p: router.score(None, p))
+    top, bottom = ranked[-1], ranked[0]
+    assert router.score(None, top) > router.threshold(plan["r"])  # within the top r
+    _, ext = _generate(base, top, seed=0)
     assert ext["model"] == heavy != light
-    assert ext["path"] in ("direct-heavy", "escalated")
-    assert ext["router_score"] > 0
-    _, easy = _generate(base, "a large red square", seed=0)
-    assert easy["path"] in ("light", "escalated")  # the router keeps it on the light model
-    assert easy["router_score"] < ext["router_score"]
+    assert ext["path"] == "direct-heavy"
+    _, low = _generate(base, bottom, seed=0)
+    assert low["path"] in ("light", "escalated")  # the router keeps it on the light model
+    assert low["router_score"] < ext["router_score"]
