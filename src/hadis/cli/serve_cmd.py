@@ -84,6 +84,11 @@ def serve_command(
         1 << 20, help="Largest request body accepted (larger: 413)."
     ),
     docs: bool = typer.Option(False, "--docs", help="Serve /docs and /openapi.json."),
+    gallery: int = typer.Option(
+        0,
+        help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
+        "0 (default) keeps none: prompts are user data.",
+    ),
 ) -> None:
     """Serve the OpenAI-compatible images API with the HADIS engine.
 
@@ -135,6 +140,7 @@ def serve_command(
         protect_metrics=protect_metrics,
         max_body_bytes=max_body_bytes,
         docs=docs,
+        gallery=gallery,
     )
     base = f"http://{host}:{port}"
 
@@ -142,7 +148,8 @@ def serve_command(
         console.print(
             f"hadis is ready: {prof.name}, {workers} workers ({executor} executor)\n"
             f"  OpenAI base_url: {base}/v1\n"
-            f"  metrics:         {base}/metrics",
+            f"  metrics:         {base}/metrics\n"
+            f"  dashboard:       {base}/dashboard",
             highlight=False,
             soft_wrap=True,
         )

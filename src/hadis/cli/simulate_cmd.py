@@ -28,6 +28,7 @@ from hadis.profiles import Direction, Profile, load_profile
 from hadis.routing.simple import ROUTERS
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
+from hadis.sim.report_page import report_data, write_report
 from hadis.sim.simulator import SimConfig
 from hadis.sim.trace import Trace
 
@@ -70,7 +71,9 @@ def simulate_command(
         help="Discriminator: reference, random, none (default: the paper's scores where the "
         "profile maps its models to them, random otherwise).",
     ),
-    out: Path | None = typer.Option(None, help="Directory for CSV/JSON results and PNG plots."),
+    out: Path | None = typer.Option(
+        None, help="Directory for CSV/JSON results, PNG plots and report.html (one page)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object keyed by policy."),
 ) -> None:
     """Replay a trace with each policy and print violations and served quality."""
@@ -200,6 +203,16 @@ def _report(
             [m.name for m in prof.models],
             title=title,
             lower_is_better=metric.direction is Direction.LOWER,
+        )
+        write_report(
+            out,
+            report_data(
+                title,
+                run_config,
+                summaries,
+                metric.name,
+                lower_is_better=metric.direction is Direction.LOWER,
+            ),
         )
     if as_json:
         report = {n: {k: s.get(k) for k in _JSON_KEYS if k in s} for n, s in summaries.items()}

@@ -59,6 +59,7 @@ class Controller:
         self.plan: Plan | None = None
         self.demand_qps = self.config.initial_demand_qps
         self.failures = 0
+        self.reason = "start"  # why the last re-plan was due: start, period or backlog
         self._since = 0.0  # when the last plan was made
         self._tick_arrivals = 0
         self._tick_since = 0.0
@@ -109,6 +110,9 @@ class Controller:
                 return None
             self.early_replans += 1
             self.demand_qps = max(self.demand_qps, short_rate)
+            self.reason = "backlog"
+        else:
+            self.reason = "period"
         enq = self.engine.enqueued
         per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
         self._enqueued_at_last = dict(enq)

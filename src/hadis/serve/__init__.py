@@ -38,7 +38,7 @@ def build_app(
         dtype=dtype,
         local_files_only=local_files_only,
     )
-    metrics = ServerMetrics(config.time_scale)
+    metrics = ServerMetrics(config.time_scale, config.slo_s, tuple(m.name for m in profile.models))
     service = LiveService(
         profile,
         config,

@@ -2,6 +2,7 @@
 
 POST /v1/images/generations  ->  {"created", "data": [{"b64_json", "hadis": {...}}]}
 Errors have OpenAI's shape {"error": {"message", "type", "param", "code"}}.
+GET /dashboard is the operator's page (serve/dashboard.py; its data behind the API keys).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hadis import web
+from hadis.serve.dashboard import DashboardFeed
 from hadis.serve.guard import HEALTH_PATHS, GuardMiddleware
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, Outcome, Rejected
@@ -119,13 +122,18 @@ def pool_sizes(service: LiveService) -> list[str]:
 
 
 def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
+    cfg = service.config
+    feed = DashboardFeed(service, metrics, gallery=cfg.gallery)
+    service.listeners.append(feed)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         await service.start()
+        feed.start()
         yield
+        await feed.stop()
         await service.stop()
 
-    cfg = service.config
     app = FastAPI(
         title="hadis",
         version="0.1.0",
@@ -135,8 +143,12 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         openapi_url="/openapi.json" if cfg.docs else None,
     )
     app.state.service = service
+    app.state.dashboard = feed
 
-    open_paths = HEALTH_PATHS if cfg.protect_metrics else (*HEALTH_PATHS, "/metrics")
+    # the dashboard page holds no data (it asks for a key when auth is on); its data does
+    open_paths = (*HEALTH_PATHS, "/dashboard")
+    if not cfg.protect_metrics:
+        open_paths = (*open_paths, "/metrics")
     app.add_middleware(
         GuardMiddleware,
         api_keys=cfg.api_keys,
@@ -283,6 +295,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 )
             outcome = "ok"
             data = [_image_item(r) for r in results]  # type: ignore[arg-type]
+            if feed.gallery is not None:
+                feed.record(body.prompt, results[0].image, data[0]["hadis"])  # type: ignore[union-attr]
             return JSONResponse({"created": int(time.time()), "data": data})
         finally:
             elapsed = time.perf_counter() - start
@@ -301,6 +315,32 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     }
                 )
             )
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(web.page("dashboard"))
+
+    @app.get("/dashboard/state", include_in_schema=False)
+    async def dashboard_state() -> JSONResponse:
+        return JSONResponse(_jsonable(feed.state()))
+
+    @app.get("/dashboard/events", include_in_schema=False)
+    async def dashboard_events() -> StreamingResponse:
+        return StreamingResponse(
+            feed.events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/dashboard/gallery", include_in_schema=False)
+    async def dashboard_gallery() -> JSONResponse:
+        if feed.gallery is None:
+            raise ApiError(
+                404,
+                "the gallery is off (hadis serve --gallery N keeps the last N requests)",
+                code="gallery_off",
+            )
+        return JSONResponse(_jsonable(list(feed.gallery)))
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -332,7 +372,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
     @app.get("/metrics")
     async def prometheus() -> Response:
         if service.engine is not None:
-            metrics.observe_queues({m: len(q) for m, q in service.engine.queues.items()})
+            metrics.observe_queues(service.engine.queue_lengths())
+        metrics.observe_workers(service.worker_states())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")

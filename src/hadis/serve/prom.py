@@ -1,11 +1,19 @@
-"""Prometheus metrics of the live server, fed by engine events (seconds are real)."""
+"""Prometheus metrics of the live server, fed by engine events (seconds are real).
+
+Names follow Prometheus conventions: counters end in `_total` (prometheus_client adds it),
+units are in the name (`_seconds`, `_qps`), label values come from small fixed sets
+(outcomes, paths, reasons, worker states, the profile's model names). The live dashboard
+and the Grafana board read these same series (serve/panels.py).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from hadis.engine import Query
+from hadis.engine.query import DROPPED
 from hadis.planner import Plan
+from hadis.serve.listener import ServiceListener
 
 _LATENCY_BUCKETS = (
     0.005,
@@ -29,9 +37,16 @@ _LATENCY_BUCKETS = (
 )
 
 
-class ServerMetrics:
-    def __init__(self, time_scale: float) -> None:
+WORKER_STATES = ("busy", "idle", "switching", "failed")
+PLAN_REASONS = ("start", "period", "backlog")
+
+
+class ServerMetrics(ServiceListener):
+    def __init__(
+        self, time_scale: float, slo_s: float = float("inf"), models: tuple[str, ...] = ()
+    ) -> None:
         self.scale = time_scale
+        self.slo_s = slo_s  # profile seconds: a served query that took longer is "late"
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -44,8 +59,44 @@ class ServerMetrics:
             registry=r,
         )
         self.queries = Counter(
-            "hadis_queries", "Queries (images) by path and outcome", ["path", "outcome"], registry=r
+            "hadis_queries",
+            "Queries (images) that ended, by path and outcome (served, late, dropped)",
+            ["path", "outcome"],
+            registry=r,
         )
+        self.arrivals = Counter("hadis_query_arrivals", "Queries (images) accepted", registry=r)
+        self.demand = Gauge(
+            "hadis_demand_qps",
+            "The planner's demand estimate (queries per profile second)",
+            registry=r,
+        )
+        self.capacity = Gauge(
+            "hadis_plan_capacity_qps",
+            "Queries per profile second the plan in force can serve, per model",
+            ["model"],
+            registry=r,
+        )
+        self.plan_quality = Gauge(
+            "hadis_plan_quality",
+            "The profile's predicted quality (e.g. FID) of the plan in force",
+            registry=r,
+        )
+        self.plan_feasible = Gauge(
+            "hadis_plan_feasible",
+            "1 when the plan in force meets the SLO at the demand, else 0",
+            registry=r,
+        )
+        self.plan_changes = Counter(
+            "hadis_plan_changes",
+            "Plans that changed the pair, fractions, GPUs or batch sizes, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.workers = Gauge("hadis_workers", "Workers by state", ["state"], registry=r)
+        for state in WORKER_STATES:
+            self.workers.labels(state).set(0)
+        for reason in PLAN_REASONS:
+            self.plan_changes.labels(reason)
         self.queue_wait = Histogram(
             "hadis_queue_wait_seconds",
             "Arrival to first batch start (real seconds)",
@@ -87,9 +138,16 @@ class ServerMetrics:
         )
         self.plans = Counter("hadis_plans", "Plans applied", registry=r)
         self.config = Info("hadis_config", "The configuration in force", registry=r)
+        # every model's series exists from the start (0), so queries and alerts see them
+        for model in models:
+            for gauge in (self.queue_length, self.gpus, self.capacity):
+                gauge.labels(model).set(0)
 
     def on_query_done(self, q: Query) -> None:
-        self.queries.labels(q.path, q.status).inc()
+        outcome = q.status
+        if outcome != DROPPED and q.finish_s is not None and q.finish_s - q.arrival_s > self.slo_s:
+            outcome = "late"
+        self.queries.labels(q.path, outcome).inc()
         if q.finish_s is not None:
             self.query_latency.observe((q.finish_s - q.arrival_s) * self.scale)
         if q.start_s is not None:
@@ -99,12 +157,21 @@ class ServerMetrics:
         self.batch_size.labels(model).observe(size)
         self.batch_latency.labels(model).observe((end_s - start_s) * self.scale)
 
+    def on_arrival(self, now: float, n: int) -> None:
+        self.arrivals.inc(n)
+
     def on_plan(self, now: float, plan: Plan) -> None:
         self.plans.inc()
-        for model in list(self.gpus._metrics):  # noqa: SLF001  (reset models left out)
-            self.gpus.labels(*model).set(0)
+        for gauge in (self.gpus, self.capacity):
+            for model in list(gauge._metrics):  # noqa: SLF001  (reset models left out)
+                gauge.labels(*model).set(0)
         for model, n in plan.gpus.items():
             self.gpus.labels(model).set(n)
+        for model, cap in plan.capacity_qps.items():
+            self.capacity.labels(model).set(cap)
+        self.plan_quality.set(plan.quality)
+        self.plan_feasible.set(1 if plan.feasible else 0)
+        self.demand.set(plan.demand_qps)
         self.config.info(
             {
                 "policy": plan.policy,
@@ -121,6 +188,13 @@ class ServerMetrics:
         if seconds == seconds:  # not NaN
             self.switch_latency.labels(model).observe(seconds)
 
+    def on_plan_change(self, now: float, plan: Plan, reason: str) -> None:
+        self.plan_changes.labels(reason).inc()
+
     def observe_queues(self, queues: dict[str, int]) -> None:
         for model, n in queues.items():
             self.queue_length.labels(model).set(n)
+
+    def observe_workers(self, states: dict[str, int]) -> None:
+        for state in WORKER_STATES:
+            self.workers.labels(state).set(states.get(state, 0))

@@ -36,6 +36,7 @@ from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
 from hadis.routing.reference import reference_prompts
 from hadis.serve.executors import Executor
+from hadis.serve.listener import ServiceListener
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class ServeConfig:
     protect_metrics: bool = False  # /metrics needs a key too (health probes never do)
     max_body_bytes: int = 1 << 20
     docs: bool = False  # /docs and /openapi.json
+    gallery: int = 0  # recent requests the dashboard shows (prompts and images); 0: off
 
     def __post_init__(self) -> None:
         if any(not k.strip() for k in self.api_keys):
@@ -72,6 +74,8 @@ class ServeConfig:
             raise HadisError(f"workers must be >= 1, got {self.workers}")
         if not self.time_scale > 0:
             raise HadisError(f"time scale must be > 0, got {self.time_scale}")
+        if self.gallery < 0:
+            raise HadisError(f"gallery must be >= 0, got {self.gallery}")
         if self.max_n < 1 or self.max_queue < 1:
             raise HadisError("max_n and max_queue must be >= 1")
 
@@ -117,7 +121,7 @@ class LiveService:
         router: Router,
         discriminator: Discriminator,
         executor_name: str = "",
-        listeners: list[Any] | None = None,
+        listeners: list[ServiceListener] | None = None,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.profile = profile
@@ -132,6 +136,9 @@ class LiveService:
         self._query_of: dict[asyncio.Future, Query] = {}  # queued or running, by future
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
         self.load_errors: list[str] = []
+        self.failed_workers: set[int] = set()  # their model load failed
+        self._plan_reason = "start"
+        self._plan_key: tuple | None = None
         self._ids = itertools.count()
         self._prompt_ids = {p: i for i, p in enumerate(reference_prompts())}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -272,6 +279,8 @@ class LiveService:
             self._query_of[slot.future] = q
             controller.observe_arrival(now)
             cmds.extend(engine.submit(now, q))
+        for listener in self.listeners:
+            listener.on_arrival(now, n)
         self._run(cmds)
         return futures
 
@@ -322,6 +331,27 @@ class LiveService:
     def on_plan(self, now: float, plan: Plan) -> None:
         for listener in self.listeners:
             listener.on_plan(now, plan)
+        key = (
+            plan.pair,
+            plan.r,
+            plan.d,
+            tuple(sorted(plan.gpus.items())),
+            tuple(sorted(plan.batch.items())),
+            plan.split and tuple(sorted(plan.split.items())),
+        )
+        if key != self._plan_key:
+            self._plan_key = key
+            for listener in self.listeners:
+                listener.on_plan_change(now, plan, self._plan_reason)
+
+    def worker_states(self) -> dict[str, int]:
+        """Workers by state: busy, switching (loading a model), idle, failed (load failed)."""
+        out = {"busy": 0, "idle": 0, "switching": 0, "failed": len(self.failed_workers)}
+        for w in self.engine.workers if self.engine else []:
+            if w.wid in self.failed_workers:
+                continue
+            out["busy" if w.busy else "switching" if w.switching else "idle"] += 1
+        return out
 
     @property
     def plan(self) -> Plan | None:
@@ -399,11 +429,12 @@ class LiveService:
             # the worker stays out of service (switching) and the server not ready
             log.error("worker %d could not load %s: %s", worker, model, e)
             self.load_errors.append(f"worker {worker}: {e}")
+            self.failed_workers.add(worker)
             return
+        self.failed_workers.discard(worker)
         self.switch_seconds.append((worker, model, seconds))
         for listener in self.listeners:
-            if hasattr(listener, "on_switch"):
-                listener.on_switch(worker, model, seconds)
+            listener.on_switch(worker, model, seconds)
         self._run(self.engine.worker_ready(self.now(), worker))  # type: ignore[union-attr]
         if self._loading == 0 and not self.load_errors:
             self._set_ready()
@@ -430,4 +461,5 @@ class LiveService:
                 )
                 continue
             if plan is not None:
+                self._plan_reason = controller.reason
                 self._run(controller.adopt(self.now(), plan))
