@@ -8,6 +8,10 @@ the engine and the worker threads), requests from `post.lua` (a 1024x1024 image,
 that pool serves). Reference in the same run: `benchmarks/echo_app.py`, a bare FastAPI app
 under the same uvicorn, parsing the same body. Any non-2xx response or socket error fails
 the benchmark: a throughput of errors is not a throughput.
+
+The dashboard's cost: at 4 connections, runs with one dashboard viewer open (a client
+reading /dashboard/events, as the page does) alternate with runs without, three each; the
+figure is the ratio of their mean requests/s (target: within 5%).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -126,6 +131,45 @@ def _check_one(base: str) -> None:
         raise BenchmarkFailed(f"a single request failed before timing: {r.status_code} {r.text}")
 
 
+class _Viewer:
+    """One dashboard viewer: the state once, then the event stream, in a thread."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.events = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        httpx.get(f"{self.base}/dashboard/state", timeout=10).raise_for_status()
+        with httpx.stream("GET", f"{self.base}/dashboard/events", timeout=10) as res:
+            for line in res.iter_lines():
+                if line.startswith("data:"):
+                    self.events += 1
+                if self._stop.is_set():
+                    return
+
+    def __enter__(self) -> _Viewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def dashboard_cost(base: str, seconds: int, rounds: int) -> tuple[float, float]:
+    """Mean requests/s at 4 connections without and with one dashboard viewer."""
+    plain, viewed = [], []
+    for _ in range(rounds):
+        plain.append(wrk(f"{base}{PATH}", 4, seconds)["rps"])
+        with _Viewer(base) as viewer:
+            viewed.append(wrk(f"{base}{PATH}", 4, seconds)["rps"])
+        if viewer.events < seconds - 1:
+            raise BenchmarkFailed(f"the dashboard viewer got {viewer.events} events in {seconds} s")
+    return sum(plain) / rounds, sum(viewed) / rounds
+
+
 def run(tiny: bool = False) -> list[Figure]:
     if shutil.which("wrk") is None:
         raise BenchmarkFailed("the serve benchmark needs wrk (apt-get install wrk)")
@@ -142,6 +186,8 @@ def run(tiny: bool = False) -> list[Figure]:
                 _check_one(server.base)
             wrk(f"{server.base}{PATH}", 4, 1)  # warm-up
             results[label] = {c: wrk(f"{server.base}{PATH}", c, seconds) for c in levels}
+            if label == "hadis":
+                plain, viewed = dashboard_cost(server.base, max(seconds, 3), 1 if tiny else 3)
     settings = {"command": "hadis " + " ".join(HADIS_SERVE), "wrk_seconds": seconds}
     figures = []
     for c in levels:
@@ -172,4 +218,16 @@ def run(tiny: bool = False) -> list[Figure]:
                 ratio_of=f"bare FastAPI echo ({e['p99_ms']:.2f} ms)",
             )
         )
+    figures.append(
+        Figure(
+            SUITE,
+            "4 connections, one dashboard viewer: requests/s vs none",
+            viewed / plain,
+            "ratio",
+            {**settings, "connections": 4, "wrk_seconds": max(seconds, 3)},
+            target=at_least(0.95),
+            ratio=viewed / plain,
+            ratio_of=f"no viewer ({plain:,.0f} req/s; with: {viewed:,.0f})",
+        )
+    )
     return figures

@@ -172,7 +172,7 @@ def test_dashboard_values_are_the_queries_over_the_exported_metrics(server) -> N
     base, _, app = server
     live = app.state.dashboard
     feed = DashboardFeed(live.service, live.metrics)  # not started: this test sets the clock
-    before = feed.sample_once(1000.0)
+    feed.sample_once(1000.0)
     for i in range(6):
         assert _post(base, f"more {i}").status_code == 200
     after = feed.sample_once(1010.0)
@@ -186,7 +186,6 @@ def test_dashboard_values_are_the_queries_over_the_exported_metrics(server) -> N
         if s.name == "hadis_requests_total"
     }
     assert scraped["ok"] == 11  # 5 + 6: the same counter the dashboard's rate reads
-    assert before["values"]["gpus"] == after["values"]["gpus"]
     assert sum(after["values"]["gpus"].values()) == 4
     assert sum(after["values"]["workers"].values()) == 4
 
