@@ -223,3 +223,30 @@ def test_gallery_is_off_by_default() -> None:
     with running_server(app) as base:
         res = httpx.get(f"{base}/dashboard/gallery")
         assert res.status_code == 404 and res.json()["error"]["code"] == "gallery_off"
+
+
+def test_served_quality_is_the_table_at_the_realised_path_mix() -> None:
+    from hadis.engine import Query as EngineQuery
+    from hadis.engine.quality import QualityTable
+    from hadis.serve.prom import ServerMetrics
+
+    profile = load_profile("hadis-l40s")
+    table = QualityTable(profile)
+    metrics = ServerMetrics(1.0, 60.0, tuple(m.name for m in profile.models), table)
+    assert math.isnan(metrics.observe_served_quality())
+    pair = profile.pairs[0]
+    paths = ["light"] * 6 + ["direct-heavy"] * 2 + ["escalated"] * 2
+    for i, path in enumerate(paths):
+        q = EngineQuery(i, 0.0)
+        q.pair, q.path, q.status, q.finish_s = pair, path, "served", 1.0
+        metrics.on_query_done(q)
+    dropped = EngineQuery(99, 0.0)
+    dropped.pair, dropped.status, dropped.finish_s = pair, "dropped", 1.0
+    metrics.on_query_done(dropped)  # a dropped query served nothing
+    expected = table.group_quality(pair, 6, 2, 2)
+    assert metrics.observe_served_quality() == pytest.approx(expected)
+    late = EngineQuery(100, 0.0)
+    late.pair, late.path, late.status, late.finish_s = pair, "light", "served", 61.0
+    metrics.on_query_done(late)
+    samples = panels.sample(metrics.registry)
+    assert samples[("hadis_queries_total", (("outcome", "late"), ("path", "light")))] == 1

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from hadis.engine.quality import QualityTable
 from hadis.profiles import Profile
 from hadis.routing.simple import make_discriminator, make_router
 from hadis.serve.api import create_app
@@ -38,7 +39,12 @@ def build_app(
         dtype=dtype,
         local_files_only=local_files_only,
     )
-    metrics = ServerMetrics(config.time_scale, config.slo_s, tuple(m.name for m in profile.models))
+    metrics = ServerMetrics(
+        config.time_scale,
+        config.slo_s,
+        tuple(m.name for m in profile.models),
+        QualityTable(profile),
+    )
     service = LiveService(
         profile,
         config,

@@ -374,6 +374,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         if service.engine is not None:
             metrics.observe_queues(service.engine.queue_lengths())
         metrics.observe_workers(service.worker_states())
+        metrics.observe_served_quality()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")

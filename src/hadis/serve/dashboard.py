@@ -79,6 +79,7 @@ class DashboardFeed(ServiceListener):
         if service.engine is not None:
             metrics.observe_queues(service.engine.queue_lengths())
         metrics.observe_workers(service.worker_states())
+        metrics.observe_served_quality()
         if service.controller is not None:
             metrics.demand.set(service.controller.demand_qps)
         samples = panels.sample(metrics.registry)

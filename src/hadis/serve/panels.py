@@ -131,6 +131,12 @@ PANELS: tuple[Panel, ...] = (
         Query("rate", "hadis_queries_total", by="path"),
     ),
     Panel(
+        "served_quality",
+        "Served quality, last minute (the profile's metric at the realised path mix)",
+        "",
+        Query("value", "hadis_served_quality"),
+    ),
+    Panel(
         "quality",
         "Predicted quality of the plan in force",
         "",

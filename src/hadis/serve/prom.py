@@ -8,10 +8,15 @@ and the Grafana board read these same series (serve/panels.py).
 
 from __future__ import annotations
 
+import math
+import time
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from hadis.engine import Query
-from hadis.engine.query import DROPPED
+from hadis.engine.quality import QualityTable
+from hadis.engine.query import DIRECT, DROPPED, ESCALATED, LIGHT
 from hadis.planner import Plan
 from hadis.serve.listener import ServiceListener
 
@@ -38,14 +43,21 @@ _LATENCY_BUCKETS = (
 
 
 WORKER_STATES = ("busy", "idle", "switching", "failed")
+SERVED_WINDOW_S = 60.0  # real seconds of served queries behind hadis_served_quality
 PLAN_REASONS = ("start", "period", "backlog")
 
 
 class ServerMetrics(ServiceListener):
     def __init__(
-        self, time_scale: float, slo_s: float = float("inf"), models: tuple[str, ...] = ()
+        self,
+        time_scale: float,
+        slo_s: float = float("inf"),
+        models: tuple[str, ...] = (),
+        quality: QualityTable | None = None,
     ) -> None:
         self.scale = time_scale
+        self.quality_table = quality
+        self._served: deque[tuple[float, tuple[str, ...], str]] = deque(maxlen=200_000)
         self.slo_s = slo_s  # profile seconds: a served query that took longer is "late"
         self.registry = CollectorRegistry()
         r = self.registry
@@ -81,6 +93,13 @@ class ServerMetrics(ServiceListener):
             "The profile's predicted quality (e.g. FID) of the plan in force",
             registry=r,
         )
+        self.served_quality = Gauge(
+            "hadis_served_quality",
+            "Quality (e.g. FID) of the queries served in the last minute: the profile's "
+            "table at their realised pair and path mix (NaN when none)",
+            registry=r,
+        )
+        self.served_quality.set(math.nan)
         self.plan_feasible = Gauge(
             "hadis_plan_feasible",
             "1 when the plan in force meets the SLO at the demand, else 0",
@@ -148,6 +167,8 @@ class ServerMetrics(ServiceListener):
         if outcome != DROPPED and q.finish_s is not None and q.finish_s - q.arrival_s > self.slo_s:
             outcome = "late"
         self.queries.labels(q.path, outcome).inc()
+        if outcome != DROPPED and self.quality_table is not None:
+            self._served.append((time.monotonic(), q.pair, q.path))
         if q.finish_s is not None:
             self.query_latency.observe((q.finish_s - q.arrival_s) * self.scale)
         if q.start_s is not None:
@@ -194,6 +215,31 @@ class ServerMetrics(ServiceListener):
     def observe_queues(self, queues: dict[str, int]) -> None:
         for model, n in queues.items():
             self.queue_length.labels(model).set(n)
+
+    def observe_served_quality(self) -> float:
+        """Set hadis_served_quality from the queries served in the last SERVED_WINDOW_S."""
+        table = self.quality_table
+        if table is None:
+            return math.nan
+        cutoff = time.monotonic() - SERVED_WINDOW_S
+        while self._served and self._served[0][0] < cutoff:
+            self._served.popleft()
+        groups: dict[tuple[str, ...], dict[str, int]] = {}
+        for _, pair, path in self._served:
+            counts = groups.setdefault(pair, {LIGHT: 0, DIRECT: 0, ESCALATED: 0})
+            counts[path] += 1
+        total = sum(sum(c.values()) for c in groups.values())
+        value = math.nan
+        if total:
+            value = (
+                sum(
+                    sum(c.values()) * table.group_quality(pair, c[LIGHT], c[DIRECT], c[ESCALATED])
+                    for pair, c in groups.items()
+                )
+                / total
+            )
+        self.served_quality.set(value)
+        return value
 
     def observe_workers(self, states: dict[str, int]) -> None:
         for state in WORKER_STATES:
