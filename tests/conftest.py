@@ -17,7 +17,7 @@ def paper_profile() -> Profile:
 def make_profile(
     latencies: list[float],
     qualities: list[float],
-    row_quality,  # noqa: ANN001  (light, heavy, r, d) -> quality
+    row_quality,
     grid: tuple[float, ...] = (0.0, 0.5, 1.0),
     max_batch: int = 32,
 ) -> Profile:

@@ -19,10 +19,10 @@ class TableRouter:
         self.scores = scores
         self._sorted = sorted(scores)
 
-    def score(self, prompt_id, prompt=None):  # noqa: ANN001, ANN201
+    def score(self, prompt_id, prompt=None):
         return self.scores[prompt_id]
 
-    def threshold(self, r):  # noqa: ANN001, ANN201
+    def threshold(self, r):
         return cut_above(self._sorted, r)
 
 
@@ -35,14 +35,14 @@ class TableDiscriminator:
         self.conf = conf
         self._sorted = sorted(conf)
 
-    def confidence(self, model, prompt_id, image_seed, image=None):  # noqa: ANN001, ANN201
+    def confidence(self, model, prompt_id, image_seed, image=None):
         return self.conf[prompt_id]
 
-    def threshold(self, model, d):  # noqa: ANN001, ANN201
+    def threshold(self, model, d):
         return cut_below(self._sorted, d)
 
 
-def make_plan(gpus, batch, light, heavy=None, r=0.0, d=0.0, split=None, admission=None):  # noqa: ANN001, ANN201
+def make_plan(gpus, batch, light, heavy=None, r=0.0, d=0.0, split=None, admission=None):
     return Plan(
         policy="test",
         light=light,
@@ -62,7 +62,7 @@ def make_plan(gpus, batch, light, heavy=None, r=0.0, d=0.0, split=None, admissio
     )
 
 
-def drive(engine: Engine, arrivals, plans=(), until=1e9):  # noqa: ANN001, ANN201
+def drive(engine: Engine, arrivals, plans=(), until=1e9):
     """Replay (time, prompt_id) arrivals and (time, plan) changes; latencies from profile."""
     heap, seq = [], itertools.count()
     events = [(t, 1, ("arrive", qid, pid)) for qid, (t, pid) in enumerate(arrivals)]
@@ -71,7 +71,7 @@ def drive(engine: Engine, arrivals, plans=(), until=1e9):  # noqa: ANN001, ANN20
         heapq.heappush(heap, (t, prio, next(seq), e))
     queries = []
 
-    def run(now, cmds):  # noqa: ANN001, ANN202
+    def run(now, cmds):
         for c in cmds:
             if isinstance(c, Dispatch):
                 dur = engine.profile.model(c.model).batch_latency_s(len(c.queries))

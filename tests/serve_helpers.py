@@ -18,7 +18,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(app, timeout_s: float = 60.0):  # noqa: ANN001, ANN201
+def running_server(app, timeout_s: float = 60.0):
     """Serve `app` with uvicorn on a free port in a thread; yields the base URL when ready."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))

@@ -23,7 +23,7 @@ class FlakyPolicy:
         self.fail = False
         self.requests = []
 
-    def plan(self, req):  # noqa: ANN001, ANN201
+    def plan(self, req):
         self.requests.append(req)
         if self.fail:
             raise RuntimeError("solver crashed")

@@ -11,11 +11,11 @@ from PIL import Image
 
 pytest.importorskip("diffusers")
 
-from hadis import bundled  # noqa: E402
-from hadis.demo.pipeline import HadisDemoPipeline  # noqa: E402
-from hadis.demo.train import ModelSpec, train_model  # noqa: E402
-from hadis.profiles import ConfigRow, Direction, Metric, ModelVariant, Profile  # noqa: E402
-from hadis.serve.executors import DiffusersExecutor, pipeline_class  # noqa: E402
+from hadis import bundled
+from hadis.demo.pipeline import HadisDemoPipeline
+from hadis.demo.train import ModelSpec, train_model
+from hadis.profiles import ConfigRow, Direction, Metric, ModelVariant, Profile
+from hadis.serve.executors import DiffusersExecutor, pipeline_class
 
 SPEC = ModelSpec("mini", channels=(16, 32), steps=3, batch=4)
 
@@ -79,9 +79,9 @@ def test_variants_of_one_model_share_the_loaded_pipeline(mini_model):
     profile = Profile("mini", "cpu", Metric("FID", Direction.LOWER), (a, b), ())
     ex = DiffusersExecutor(profile, local_files_only=True)
     ex.load("mini-2")
-    pipe = ex._pipe  # noqa: SLF001
+    pipe = ex._pipe
     ex.load("mini-3")
-    assert ex._pipe is pipe  # noqa: SLF001
+    assert ex._pipe is pipe
     two = ex.generate("mini-2", ["a red circle"], [0], (32, 32)).images[0]
     three = ex.generate("mini-3", ["a red circle"], [0], (32, 32)).images[0]
     assert two != three  # the variant's own steps are used

@@ -7,9 +7,9 @@ from PIL import Image
 
 pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
 
-from hadis.demo.evaluate import adherence_report, eval_examples  # noqa: E402
-from hadis.profiles import load_profile  # noqa: E402
-from hadis.serve.executors import DiffusersExecutor  # noqa: E402
+from hadis.demo.evaluate import adherence_report, eval_examples
+from hadis.profiles import load_profile
+from hadis.serve.executors import DiffusersExecutor
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from PIL import Image
 pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
 pytest.importorskip("spacy", reason="the demo pool's online router needs the [router] extra")
 
-from hadis.demo.adherence import check  # noqa: E402
-from hadis.profiles import load_profile  # noqa: E402
-from hadis.serve import ServeConfig, build_app  # noqa: E402
-from hadis.textfiles import read_text  # noqa: E402
-from tests.serve_helpers import running_server  # noqa: E402
+from hadis.demo.adherence import check
+from hadis.profiles import load_profile
+from hadis.serve import ServeConfig, build_app
+from hadis.textfiles import read_text
+from tests.serve_helpers import running_server
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch", reason="needs the [diffusion] extra")
 
-from hadis.cli.main import app  # noqa: E402
-from hadis.routing.trained import TrainedDiscriminator, train_discriminator  # noqa: E402
+from hadis.cli.main import app
+from hadis.routing.trained import TrainedDiscriminator, train_discriminator
 
 
-def _smooth(rng, size=32):  # noqa: ANN001, ANN202
+def _smooth(rng, size=32):
     """'Real': a smooth two-colour gradient."""
     a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     t = np.linspace(0, 1, size)[None, :, None]
@@ -22,7 +22,7 @@ def _smooth(rng, size=32):  # noqa: ANN001, ANN202
     return Image.fromarray(img.astype(np.uint8))
 
 
-def _noisy(rng, size=32):  # noqa: ANN001, ANN202
+def _noisy(rng, size=32):
     """'Generated': high-frequency noise."""
     return Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype(np.uint8))
 

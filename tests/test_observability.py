@@ -32,7 +32,7 @@ BOUNDED_LABELS = {
 }  # fmt: skip
 
 
-def _app(**config):  # noqa: ANN003, ANN202
+def _app(**config):
     profile = load_profile("hadis-l40s")
     cfg = ServeConfig(workers=4, slo_s=60, time_scale=0.01, initial_demand_qps=1.0, **config)
     return build_app(
@@ -106,7 +106,7 @@ def _exposition(base: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server():  # noqa: ANN201
+def server():
     app, profile = _app()
     with running_server(app) as base:
         for i in range(5):
@@ -114,7 +114,7 @@ def server():  # noqa: ANN201
         yield base, profile, app
 
 
-def test_metric_names_and_labels_follow_prometheus_conventions(server) -> None:  # noqa: ANN001
+def test_metric_names_and_labels_follow_prometheus_conventions(server) -> None:
     base, profile, _ = server
     families = list(text_string_to_metric_families(_exposition(base)))
     ours = [f for f in families if f.name.startswith("hadis_")]
@@ -137,7 +137,7 @@ def test_metric_names_and_labels_follow_prometheus_conventions(server) -> None: 
                     assert label in {"le", "quantile"} or s.name.endswith("_info"), (s.name, label)
 
 
-def test_every_alert_and_panel_reads_metrics_the_server_exports(server) -> None:  # noqa: ANN001
+def test_every_alert_and_panel_reads_metrics_the_server_exports(server) -> None:
     base, _, _ = server
     exported = set()
     for f in text_string_to_metric_families(_exposition(base)):
@@ -153,7 +153,7 @@ def test_every_alert_and_panel_reads_metrics_the_server_exports(server) -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_accepts_the_rules_and_the_exposition(server) -> None:  # noqa: ANN001
+def test_promtool_accepts_the_rules_and_the_exposition(server) -> None:
     base, _, _ = server
     rules = subprocess.run(
         ["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True
@@ -166,7 +166,7 @@ def test_promtool_accepts_the_rules_and_the_exposition(server) -> None:  # noqa:
 
 
 # ---------------------------------------------------------------- the dashboard's data
-def test_dashboard_values_are_the_queries_over_the_exported_metrics(server) -> None:  # noqa: ANN001
+def test_dashboard_values_are_the_queries_over_the_exported_metrics(server) -> None:
     from hadis.serve.dashboard import DashboardFeed
 
     base, _, app = server

@@ -30,7 +30,7 @@ def test_live_server_matches_simulator(paper_profile):
     )
     app = build_app(paper_profile, cfg, executor="profile")
 
-    async def go():  # noqa: ANN202
+    async def go():
         async with app.router.lifespan_context(app):
             while not app.state.service.ready:
                 await asyncio.sleep(0.01)

@@ -11,7 +11,7 @@ from hadis.planner.exhaustive import solve_exhaustive
 from tests.conftest import make_profile
 
 
-def check_plan_invariants(req: PlanRequest, p) -> None:  # noqa: ANN001
+def check_plan_invariants(req: PlanRequest, p) -> None:
     assert sum(p.gpus.values()) <= req.gpus
     assert all(g >= 0 for g in p.gpus.values())
     if p.feasible:
@@ -29,7 +29,7 @@ def instances(draw):
     noise = draw(st.lists(st.floats(-1.0, 1.0), min_size=200, max_size=200))
     it = iter(noise)
 
-    def row_quality(i, j, r, d):  # noqa: ANN001
+    def row_quality(i, j, r, d):
         f = r + (1 - r) * d
         return round(base[i] + (base[j] - base[i]) * f + next(it), 2)
 

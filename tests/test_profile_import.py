@@ -23,7 +23,7 @@ def _blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
 
 
-def _import(tmp_path: Path, latencies: str, quality: str, *extra: str):  # noqa: ANN202
+def _import(tmp_path: Path, latencies: str, quality: str, *extra: str):
     (tmp_path / "lat.csv").write_text(latencies)
     (tmp_path / "q.csv").write_text(quality)
     out = tmp_path / "pool.json"

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
 pytest.importorskip("torchmetrics", reason="needs the [diffusion] extra")
 
-from hadis.cli.main import app  # noqa: E402
-from hadis.planner import HadisPolicy, PlanRequest  # noqa: E402
-from hadis.profiles import load_profile, pareto_table  # noqa: E402
-from tests.tiny_pipelines import build_pipeline  # noqa: E402
+from hadis.cli.main import app
+from hadis.planner import HadisPolicy, PlanRequest
+from hadis.profiles import load_profile, pareto_table
+from tests.tiny_pipelines import build_pipeline
 
 
 @pytest.fixture(scope="module")

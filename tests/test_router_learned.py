@@ -86,7 +86,7 @@ def test_router_file_round_trip_and_cut_points(tmp_path: Path) -> None:
         (lambda d: d.update(cuts=[0.0]), "at least 2 cut scores"),
     ],
 )
-def test_bad_router_files_fail_clearly(tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
+def test_bad_router_files_fail_clearly(tmp_path: Path, edit, message: str) -> None:
     prompts, y = planted(100)
     doc = LearnedRouter(TfidfRidge.fit(prompts, y), np.arange(5.0)).to_json()
     edit(doc)

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 pytest.importorskip("spacy", reason="needs the [router] extra")
 pytest.importorskip("wordfreq", reason="needs the [router] extra")
 
-from hadis.cli.main import app  # noqa: E402
-from hadis.routing.features import FEATURE_NAMES, OnlineRouter  # noqa: E402
-from hadis.routing.reference import ReferenceRouter, reference_arrays, reference_prompts  # noqa: E402
+from hadis.cli.main import app
+from hadis.routing.features import FEATURE_NAMES, OnlineRouter
+from hadis.routing.reference import ReferenceRouter, reference_arrays, reference_prompts
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_server_uses_the_online_router(paper_profile):
         router="online",
     )
 
-    async def go():  # noqa: ANN202
+    async def go():
         async with app.router.lifespan_context(app):
             while not app.state.service.ready:
                 await asyncio.sleep(0.01)

@@ -12,11 +12,11 @@ from PIL import Image
 from hadis.serve import ServeConfig, build_app
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
-async def with_client(app, fn):  # noqa: ANN001, ANN201
+async def with_client(app, fn):
     async with app.router.lifespan_context(app):
         for _ in range(200):
             if app.state.service.ready:
@@ -27,13 +27,13 @@ async def with_client(app, fn):  # noqa: ANN001, ANN201
             return await fn(c)
 
 
-def paper_app(paper_profile, **kw):  # noqa: ANN001, ANN201
+def paper_app(paper_profile, **kw):
     cfg = ServeConfig(**{"workers": 16, "slo_s": 60.0, "time_scale": 0.005, **kw})
     return build_app(paper_profile, cfg, executor="profile")
 
 
 def test_generation_returns_png_and_extension(paper_profile):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         r = await c.post(
             "/v1/images/generations",
             json={
@@ -85,7 +85,7 @@ def test_generation_returns_png_and_extension(paper_profile):
     ],
 )
 def test_invalid_input_gets_openai_style_400(paper_profile, payload, param):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await c.post("/v1/images/generations", json=payload)
 
     r = run(with_client(paper_app(paper_profile), go))
@@ -96,7 +96,7 @@ def test_invalid_input_gets_openai_style_400(paper_profile, payload, param):
 
 
 def test_malformed_json_is_400(paper_profile):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await c.post(
             "/v1/images/generations",
             content=b"{not json",
@@ -108,7 +108,7 @@ def test_malformed_json_is_400(paper_profile):
 
 
 def test_model_bypasses_routing(paper_profile):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         plan = (await c.get("/v1/plan")).json()["plan"]
         model = next(iter(plan["gpus"]))
         r = await c.post("/v1/images/generations", json={"prompt": "x", "model": model})
@@ -124,7 +124,7 @@ def test_model_bypasses_routing(paper_profile):
 
 
 def test_health_ready_models_plan_metrics(paper_profile):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         await c.post("/v1/images/generations", json={"prompt": "a dog"})
         return [
             await c.get(p) for p in ("/healthz", "/readyz", "/v1/models", "/v1/plan", "/metrics")
@@ -161,7 +161,7 @@ def test_not_ready_is_503(paper_profile):
         executor="profile",
     )
 
-    async def go():  # noqa: ANN202
+    async def go():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
@@ -181,14 +181,14 @@ def test_overload_gets_429_quickly_and_nothing_hangs(paper_profile):
         paper_profile, workers=2, initial_demand_qps=0.05, max_queue=50, time_scale=0.002
     )
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         service = app.state.service
         cap = sum(service.plan.capacity_qps.values())  # profile q/s
         rate = 5 * cap / service.config.time_scale  # real requests per second
         n = 300
         t0 = asyncio.get_running_loop().time()
 
-        async def one(i):  # noqa: ANN001, ANN202
+        async def one(i):
             # in bursts of 10, so the overload holds even when the client is slow to send
             await asyncio.sleep((i - i % 10) / rate)
             start = asyncio.get_running_loop().time()
@@ -217,7 +217,7 @@ def test_overload_gets_429_quickly_and_nothing_hangs(paper_profile):
 
 
 def test_access_log_line_per_request(paper_profile, caplog):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         await c.post(
             "/v1/images/generations", json={"prompt": "a cat"}, headers={"X-Request-ID": "rid-1"}
         )
@@ -236,7 +236,7 @@ def test_failed_model_load_keeps_server_not_ready(paper_profile):
         paper_profile, ServeConfig(workers=1), executor="diffusers", local_files_only=True
     )
 
-    async def go():  # noqa: ANN202
+    async def go():
         async with app.router.lifespan_context(app):
             service = app.state.service
             for _ in range(3000):  # importing diffusers can take seconds
@@ -257,7 +257,7 @@ def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profi
     from hadis.serve.executors import ProfileExecutor
 
     class Broken(ProfileExecutor):
-        def generate(self, model, prompts, seeds, size):  # noqa: ANN001, ANN201
+        def generate(self, model, prompts, seeds, size):
             raise RuntimeError("GPU fell off the bus")
 
     from hadis.routing.simple import NoDiscriminator, NoRouter
@@ -271,7 +271,7 @@ def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profi
     )
     app = create_app(service, ServerMetrics(cfg.time_scale))
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await c.post("/v1/images/generations", json={"prompt": "x"})
 
     r = run(with_client(app, go))
@@ -283,7 +283,7 @@ def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profi
     # a slow pool: requests still queued when the server stops end with 503, none hangs
     slow = paper_app(paper_profile, workers=1, time_scale=0.05, admission=False)
 
-    async def stop_early():  # noqa: ANN202
+    async def stop_early():
         ctx = slow.router.lifespan_context(slow)
         await ctx.__aenter__()
         while not slow.state.service.ready:
@@ -303,7 +303,7 @@ def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profi
 
 
 def test_a_bad_seed_cannot_fail_another_request_and_odd_request_ids_are_replaced(paper_profile):
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         bad = c.post("/v1/images/generations", json={"prompt": "x", "seed": 2**64})
         good = c.post("/v1/images/generations", json={"prompt": "y", "seed": 2**63 - 100})
         odd = c.get("/healthz", headers=[(b"x-request-id", b"\xff\xfe bad id")])

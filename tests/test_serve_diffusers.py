@@ -9,9 +9,9 @@ from PIL import Image
 
 pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
 
-from hadis.serve import ServeConfig, build_app  # noqa: E402
-from tests.serve_helpers import running_server  # noqa: E402
-from tests.tiny_pipelines import tiny_profile  # noqa: E402
+from hadis.serve import ServeConfig, build_app
+from tests.serve_helpers import running_server
+from tests.tiny_pipelines import tiny_profile
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from tests.test_serve_api import paper_app, run, with_client
 def test_api_keys_guard_everything_but_health_probes_and_metrics(paper_profile):
     app = paper_app(paper_profile, api_keys=("k1", "k2"))
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         body = {"prompt": "a cat"}
         return await asyncio.gather(
             c.post("/v1/images/generations", json=body),
@@ -36,7 +36,7 @@ def test_api_keys_guard_everything_but_health_probes_and_metrics(paper_profile):
 def test_protected_metrics_need_a_key(paper_profile):
     app = paper_app(paper_profile, api_keys=("k1",), protect_metrics=True)
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await asyncio.gather(
             c.get("/metrics"), c.get("/metrics", headers={"authorization": "Bearer k1"})
         )
@@ -48,11 +48,11 @@ def test_protected_metrics_need_a_key(paper_profile):
 def test_bodies_past_the_limit_get_413_and_docs_are_off_by_default(paper_profile):
     app = paper_app(paper_profile, max_body_bytes=4096)
 
-    async def chunks():  # noqa: ANN202  a body without Content-Length
+    async def chunks():
         for _ in range(10):
             yield b"x" * 1000
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await asyncio.gather(
             c.post("/v1/images/generations", content=b"{" + b" " * 10_000 + b"}"),
             c.post("/v1/images/generations", content=chunks()),
@@ -71,7 +71,7 @@ def test_bodies_past_the_limit_get_413_and_docs_are_off_by_default(paper_profile
 def test_docs_when_asked(paper_profile):
     app = paper_app(paper_profile, docs=True)
 
-    async def go(c):  # noqa: ANN001, ANN202
+    async def go(c):
         return await c.get("/openapi.json")
 
     assert run(with_client(app, go)).status_code == 200

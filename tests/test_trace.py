@@ -91,7 +91,7 @@ def test_bursty_trace_is_seeded_has_its_mean_and_more_burstiness_means_more_vari
     assert np.array_equal(a.arrival_s, b.arrival_s) and np.array_equal(a.prompt_id, b.prompt_id)
     assert len(a) / 20000.0 == pytest.approx(3.0, rel=0.1)
 
-    def cv(t):  # noqa: ANN001, ANN202  coefficient of variation of 50-s rates
+    def cv(t):
         rates = np.bincount((t.arrival_s // 50).astype(int))
         return rates.std() / rates.mean()
 

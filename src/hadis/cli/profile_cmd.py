@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from hadis.cli.common import check_output_file, console, err_console, user_errors
@@ -126,7 +127,7 @@ def build_command(
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

@@ -34,7 +34,7 @@ def eval_examples(n: int, seed: int = EVAL_SEED) -> list[tuple[Image.Image, str,
 
 
 def generate(
-    pipe,  # noqa: ANN001
+    pipe,
     prompts: list[str],
     steps: int,
     guidance: float,
@@ -79,7 +79,7 @@ def fid(images: list[Image.Image], reference: list[Image.Image]) -> float:
 
 
 def batch_latency(
-    pipe,  # noqa: ANN001
+    pipe,
     steps: int,
     guidance: float,
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8),

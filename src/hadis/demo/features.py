@@ -34,12 +34,12 @@ def world_features(image: Image.Image) -> np.ndarray:
     return np.concatenate([shares, grid, colours, shapes, [fit, grad]]).astype(np.float32)
 
 
-def make_world_features():  # noqa: ANN201
+def make_world_features():
     """The extractor as a torch module for FidScorer: uint8 (N, 3, H, W) -> (N, 70)."""
     import torch
 
     class WorldFeatures(torch.nn.Module):
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             if x.dim() == 2:  # precomputed features
                 return x.float()
             arrs = x.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()

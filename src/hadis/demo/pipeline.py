@@ -100,7 +100,7 @@ class HadisDemoPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->unet"
 
-    def __init__(self, unet, text_encoder, tokenizer, scheduler, patch: int = 2) -> None:  # noqa: ANN001
+    def __init__(self, unet, text_encoder, tokenizer, scheduler, patch: int = 2) -> None:
         super().__init__()
         self.register_modules(
             unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
@@ -136,7 +136,7 @@ class HadisDemoPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-    ):  # noqa: ANN201
+    ):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         size = self.image_size
         if (height or size) != size or (width or size) != size:

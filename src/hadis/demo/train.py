@@ -62,9 +62,10 @@ DEMO_MODELS = (
 )
 
 
-def _batch(spec: ModelSpec, step: int, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def _batch(spec: ModelSpec, step: int, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     """Images in [-1, 1] (B, 3, H, W) and token ids of the step's train-split examples."""
-    images, captions = [], []
+    images: list[np.ndarray] = []
+    captions: list[str] = []
     index = step * spec.batch * 2  # train examples are ~80% of the stream: room to skip
     while len(images) < spec.batch:
         img, text, scene = example(spec.seed, index, spec.image_size)

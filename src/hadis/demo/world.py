@@ -83,7 +83,7 @@ def sample_scene(rng: np.random.Generator, n_objects: int | None = None) -> Scen
 SUPERSAMPLE = 4
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:  # noqa: ANN001
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
     """One shape centred at (cx, cy) with radius r (pixels of the drawing)."""
     if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)

@@ -282,7 +282,7 @@ class Engine:
             q.status, q.finish_s = SERVED, now
             done(q)
         if escalated:
-            out = self._fill(now, heavy)  # type: ignore[arg-type]
+            out = self._fill(now, heavy)
             if out:
                 return out + self._release(now, w)
         return self._release(now, w)

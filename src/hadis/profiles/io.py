@@ -182,7 +182,7 @@ def profile_to_dict(profile: Profile, batch_rule_note: str | None = None) -> dic
 
 
 def _serving_fields(m: ModelVariant) -> dict[str, Any]:
-    out = {"source": m.source, "steps": m.steps, "guidance": m.guidance}
+    out: dict[str, Any] = {"source": m.source, "steps": m.steps, "guidance": m.guidance}
     out["resolution"] = list(m.resolution) if m.resolution is not None else None
     return {k: v for k, v in out.items() if v is not None}
 

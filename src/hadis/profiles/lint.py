@@ -65,6 +65,7 @@ def _unknown_fields(data: Any, spec: type[BaseModel], where: str) -> list[Issue]
 
 def _all_unknown_fields(data: dict[str, Any]) -> list[Issue]:
     issues = _unknown_fields(data, ProfileSpec, "")
+    spec: type[BaseModel]
     for key, spec in (
         ("metric", MetricSpec),
         ("batch_latency_rule", BatchRuleSpec),

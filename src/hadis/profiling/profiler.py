@@ -31,9 +31,7 @@ def _quiet(stage: str, done: int, total: int) -> None:
 def profile_stub(spec: PoolSpec) -> Profile:
     """A profile with just the variants, so the executor can load them."""
     models = tuple(
-        ModelVariant(
-            v.name, v.source, v.steps, v.guidance, tuple(v.resolution), 0.0, {1: 1.0}, v.max_batch
-        )
+        ModelVariant(v.name, v.source, v.steps, v.guidance, _size(v), 0.0, {1: 1.0}, v.max_batch)
         for v in spec.variants
     )
     return Profile(spec.name, spec.gpu_type, Metric("FID", Direction.LOWER), models, ())
@@ -43,7 +41,7 @@ def measure_latency(
     executor,
     model: str,
     resolution: tuple[int, int],
-    batch_sizes: list[int],  # noqa: ANN001
+    batch_sizes: list[int],
     warmup: int,
     repeats: int,
 ) -> dict[int, tuple[float, float]]:
@@ -61,7 +59,7 @@ def measure_latency(
 
 
 def generate_images(
-    executor,  # noqa: ANN001
+    executor,
     variants: list[VariantSpec],
     prompts: list[str],
     folder: Path,
@@ -113,7 +111,7 @@ def build_profile(
     grid_step: float = 0.1,
     warmup: int = 1,
     repeats: int = 3,
-    extractor=None,  # noqa: ANN001  (an nn.Module; default: the shipped pixel features)
+    extractor=None,
     local_files_only: bool = True,
     progress: Progress = _quiet,
 ) -> Profile:
@@ -143,9 +141,7 @@ def build_profile(
         if v.name not in latency:
             executor.load(v.name)
             sizes = [b for b in spec.batch_sizes if b <= v.max_batch]
-            measured = measure_latency(
-                executor, v.name, tuple(v.resolution), sizes, warmup, repeats
-            )
+            measured = measure_latency(executor, v.name, _size(v), sizes, warmup, repeats)
             latency[v.name] = {str(b): list(m) for b, m in measured.items()}
             lat_file.write_text(json.dumps(latency, indent=1))
         progress("latency", i + 1, len(order))
@@ -194,12 +190,14 @@ def build_profile(
     rows: list[ConfigRow] = []
     pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
     for p, (light, heavy) in enumerate(pairs):
-        conf = np.asarray(scores["confidence"][light.name])
+        light_conf = np.asarray(scores["confidence"][light.name])
         for r in grid:
             heavy_mask = np.zeros(n, dtype=bool)
             heavy_mask[by_router[: int(round(r * n))]] = True
             rest = np.flatnonzero(~heavy_mask)
-            rest_by_conf = rest[np.argsort(conf[rest], kind="stable")]  # least confident first
+            rest_by_conf = rest[
+                np.argsort(light_conf[rest], kind="stable")
+            ]  # least confident first
             for d in grid:
                 mask = heavy_mask.copy()
                 mask[rest_by_conf[: int(round(d * len(rest)))]] = True
@@ -228,7 +226,7 @@ def build_profile(
             source=v.source,
             steps=v.steps,
             guidance=v.guidance,
-            resolution=tuple(v.resolution),
+            resolution=_size(v),
             quality_alone=round(quality_alone[v.name], 4),
             latency_s=monotone({int(b): m[0] for b, m in latency[v.name].items()}),
             max_batch=v.max_batch,
@@ -255,6 +253,10 @@ def build_profile(
         batch_rule_note="measured batch sizes are used as given; others follow 0.9 * b * L(1)",
     )
     return profile
+
+
+def _size(v: VariantSpec) -> tuple[int, int]:
+    return (v.resolution[0], v.resolution[1])
 
 
 def _cache_key(spec: str) -> str:

@@ -9,28 +9,32 @@ weights to download, good enough to rank configurations of small images; a local
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 import numpy as np
 
 from hadis.errors import HadisError
 
 
-def _torch():  # noqa: ANN202
+def _torch() -> ModuleType:
     import torch
 
     return torch
 
 
-def make_pixel_features(grid: int = 4):  # noqa: ANN201
+def make_pixel_features(grid: int = 4):
     torch = _torch()
+    module: Any = torch.nn.Module  # torch's, known only at run time
 
-    class PixelFeatures(torch.nn.Module):
+    class PixelFeatures(module):
         """Images (N, 3, H, W) -> mean colours on a grid x grid layout (3 grid^2 dims)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.grid = grid
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             if x.dim() == 2:  # precomputed features
                 return x.float()
             x = x.float()
@@ -45,7 +49,7 @@ def make_pixel_features(grid: int = 4):  # noqa: ANN201
 FEATURES = ("pixel", "world")
 
 
-def make_extractor(name: str):  # noqa: ANN201
+def make_extractor(name: str):
     """`pixel`: mean colours on a grid (any images); `world`: the demo world's features
     (palette shares, layout, regions and shapes found, sharpness; 32x32 images)."""
     if name == "pixel":
@@ -58,14 +62,14 @@ def make_extractor(name: str):  # noqa: ANN201
 
 
 class FidScorer:
-    def __init__(self, extractor, reference_images: list) -> None:  # noqa: ANN001
+    def __init__(self, extractor, reference_images: list) -> None:
         from torchmetrics.image.fid import FrechetInceptionDistance
 
         self.extractor = extractor
         self.metric = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
         self.metric.update(self.features(reference_images), real=True)
 
-    def features(self, images: list):  # noqa: ANN001, ANN201
+    def features(self, images: list):
         """(N, d) features of PIL images."""
         torch = _torch()
         batch = torch.stack(
@@ -77,7 +81,7 @@ class FidScorer:
         with torch.no_grad():
             return self.extractor(batch)
 
-    def fid(self, features) -> float:  # noqa: ANN001
+    def fid(self, features) -> float:
         self.metric.reset()
         self.metric.update(features, real=False)
         return float(self.metric.compute())

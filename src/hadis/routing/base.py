@@ -44,7 +44,7 @@ class Discriminator(Protocol):
         ...
 
 
-def cut_above(sorted_scores, r: float) -> float:  # noqa: ANN001
+def cut_above(sorted_scores, r: float) -> float:
     """Threshold t such that a fraction r of `sorted_scores` (ascending) is > t."""
     n = len(sorted_scores)
     k = n - int(round(r * n))  # number of scores at or below the cut
@@ -55,7 +55,7 @@ def cut_above(sorted_scores, r: float) -> float:  # noqa: ANN001
     return float(sorted_scores[k - 1])
 
 
-def cut_below(sorted_scores, d: float) -> float:  # noqa: ANN001
+def cut_below(sorted_scores, d: float) -> float:
     """Threshold t such that a fraction d of `sorted_scores` (ascending) is < t."""
     n = len(sorted_scores)
     k = int(round(d * n))  # number of scores strictly below the cut

@@ -53,7 +53,7 @@ def _lexicon(name: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def load_spacy():  # noqa: ANN201
+def load_spacy():
     """The first installed English pipeline of SPACY_PIPELINES."""
     for name in SPACY_PIPELINES:
         try:
@@ -82,7 +82,7 @@ class FeatureExtractor:
     def _rare_uncached(self, word: str) -> bool:
         return self._frequency(word, "en") < RARE_FREQUENCY
 
-    def from_doc(self, doc, text: str) -> list[int]:  # noqa: ANN001
+    def from_doc(self, doc, text: str) -> list[int]:
         low = text.lower()
         return [
             sum(1 for t in doc if not t.is_punct),

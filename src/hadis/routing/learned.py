@@ -107,7 +107,7 @@ class TfidfRidge:
         return self.intercept + (dot / math.sqrt(norm2) if norm2 > 0 else 0.0)
 
 
-def _matrix(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):  # noqa: ANN202
+def _matrix(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):
     import scipy.sparse as sp
 
     rows: list[int] = []

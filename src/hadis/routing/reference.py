@@ -68,7 +68,7 @@ class ReferenceRouter:
     def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
         if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
             _check_prompt(prompt_id)
-        return self._scores[prompt_id]  # type: ignore[index]
+        return self._scores[prompt_id]
 
     def threshold(self, r: float) -> float:
         return cut_above(self._sorted, r)
@@ -109,7 +109,7 @@ class ReferenceDiscriminator:
         if table is None:
             raise HadisError(f"no reference discriminator scores for model {model!r}")
         if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
-            _check_prompt(prompt_id)
+            prompt_id = _check_prompt(prompt_id)
         return table[prompt_id * IMAGES_PER_PROMPT + image_seed % IMAGES_PER_PROMPT]
 
     def threshold(self, model: str, d: float) -> float:

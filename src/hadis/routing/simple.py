@@ -89,7 +89,7 @@ class _ReferenceOrRandomRouter:
             return self.reference.score(prompt_id)
         # place the fallback on the reference score scale through its quantile
         u = self.fallback.score(prompt_id, prompt)
-        s = self.reference._sorted  # noqa: SLF001
+        s = self.reference._sorted
         return float(s[min(int(u * len(s)), len(s) - 1)])
 
     def threshold(self, r: float) -> float:
@@ -109,7 +109,7 @@ class _ReferenceOrRandomDiscriminator:
         if prompt_id is not None and model in self.reference.p_real:
             return self.reference.confidence(model, prompt_id, image_seed, image)
         u = self.fallback.confidence(model, prompt_id, image_seed)
-        s = self.reference._sorted.get(model)  # noqa: SLF001
+        s = self.reference._sorted.get(model)
         return u if s is None else float(s[min(int(u * len(s)), len(s) - 1)])
 
     def threshold(self, model: str, d: float) -> float:

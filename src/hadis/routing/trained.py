@@ -21,6 +21,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 N_CUTS = 201  # cut points at quantiles 0, 0.005, ..., 1
 
 
-def _torch():  # noqa: ANN202
+def _torch() -> ModuleType:
     try:
         import torch
     except ImportError as e:
@@ -47,7 +48,7 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def build_network(backbone: str, image_size: int, encoder: str | None = None):  # noqa: ANN201
+def build_network(backbone: str, image_size: int, encoder: str | None = None):
     torch = _torch()
     nn = torch.nn
     if backbone == "cnn":
@@ -74,13 +75,15 @@ def build_network(backbone: str, image_size: int, encoder: str | None = None):  
         vision.eval()
         dim = vision.config.projection_dim
 
-        class ClipHead(nn.Module):
+        module: Any = nn.Module  # torch's, known only at run time
+
+        class ClipHead(module):
             def __init__(self) -> None:
                 super().__init__()
                 self.encoder = vision
                 self.head = nn.Sequential(nn.Linear(dim, 256), nn.ReLU(), nn.Linear(256, 2))
 
-            def forward(self, x):  # noqa: ANN001, ANN202
+            def forward(self, x):
                 with torch.no_grad():
                     emb = self.encoder(pixel_values=x).image_embeds
                 return self.head(emb)
@@ -89,13 +92,13 @@ def build_network(backbone: str, image_size: int, encoder: str | None = None):  
     raise HadisError(f"unknown backbone {backbone!r}; valid: cnn, clip")
 
 
-def to_tensor(image: Image.Image, size: int):  # noqa: ANN201
+def to_tensor(image: Image.Image, size: int):
     torch = _torch()
     arr = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32) / 127.5 - 1
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def _load_images(files: list[Path], size: int):  # noqa: ANN202
+def _load_images(files: list[Path], size: int):
     torch = _torch()
     return torch.stack([to_tensor(Image.open(f), size) for f in files]) if files else None
 
@@ -177,7 +180,7 @@ def train_discriminator(
     return TrainResult(Path(out), acc, len(train), len(val))
 
 
-def save(net, config: dict[str, Any], out: Path) -> None:  # noqa: ANN001
+def save(net, config: dict[str, Any], out: Path) -> None:
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -200,7 +203,7 @@ class TrainedDiscriminator:
         net,
         backbone: str,
         image_size: int,
-        encoder: str | None,  # noqa: ANN001
+        encoder: str | None,
         cut_points: dict[str, list[float]],
         metrics: dict[str, Any],
     ) -> None:

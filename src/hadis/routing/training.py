@@ -85,7 +85,11 @@ def paper_data(light: str = "sd35-large-turbo", heavy: str = "sd35-large") -> Ro
 
     profile = load_profile("hadis-l40s")
     p_real = reference_arrays()["disc_p_real"]
-    index = {m.name: m.extra.get("index") for m in profile.models}
+    index: dict[str, int] = {}
+    for m in profile.models:
+        idx = m.extra.get("index")
+        if isinstance(idx, int):
+            index[m.name] = idx
     for name in (light, heavy):
         if name not in index:
             raise HadisError(f"no model {name!r} in the paper data; valid: {', '.join(index)}")

@@ -82,10 +82,10 @@ def error_response(err: ApiError) -> JSONResponse:
 class RequestIdMiddleware:
     """X-Request-ID in (or a new one) and out; plain ASGI (BaseHTTPMiddleware is slow)."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -93,7 +93,7 @@ class RequestIdMiddleware:
         rid = _request_id(raw)
         scope.setdefault("state", {})["request_id"] = rid
 
-        async def send_with_id(message) -> None:  # noqa: ANN001
+        async def send_with_id(message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
@@ -127,7 +127,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
     service.listeners.append(feed)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI):
         await service.start()
         feed.start()
         yield
@@ -146,7 +146,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
     app.state.dashboard = feed
 
     # the dashboard page holds no data (it asks for a key when auth is on); its data does
-    open_paths = (*HEALTH_PATHS, "/dashboard")
+    open_paths: tuple[str, ...] = (*HEALTH_PATHS, "/dashboard")
     if not cfg.protect_metrics:
         open_paths = (*open_paths, "/metrics")
     app.add_middleware(
@@ -247,12 +247,14 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             gathered = asyncio.gather(*futures)
             # most requests finish quickly: watch for a closed connection only after that
             first_wait = min(WATCH_AFTER_S, deadline)
+            done: set[asyncio.Future[Any]]
             done, _ = await asyncio.wait({gathered}, timeout=first_wait)
-            watch = None
+            watch: asyncio.Task[None] | None = None
             if not done:
                 watch = asyncio.create_task(_client_gone(request))
+                waiting: set[asyncio.Future[Any]] = {gathered, watch}
                 done, _ = await asyncio.wait(
-                    {gathered, watch},
+                    waiting,
                     timeout=deadline - first_wait,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
@@ -268,14 +270,15 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 raise ApiError(
                     504, f"deadline of {deadline:.1f}s passed", "timeout", code="deadline_exceeded"
                 )
-            results: list[Outcome | None] = gathered.result()
-            paths = [r.path for r in results if r is not None]
-            if any(r is None for r in results):
+            maybe: list[Outcome | None] = gathered.result()
+            paths = [r.path for r in maybe if r is not None]
+            results = [r for r in maybe if r is not None]
+            if len(results) < len(maybe):
                 outcome = "shutdown"
                 raise ApiError(
                     503, "the server is shutting down", "service_unavailable", code="shutdown"
                 )
-            failed = [r for r in results if not r.ok]  # type: ignore[union-attr]
+            failed = [r for r in results if not r.ok]
             if failed:
                 reason = failed[0].error
                 if reason.startswith("generation failed"):
@@ -294,9 +297,9 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     code="deadline_exceeded",
                 )
             outcome = "ok"
-            data = [_image_item(r) for r in results]  # type: ignore[arg-type]
+            data = [_image_item(r) for r in results]
             if feed.gallery is not None:
-                feed.record(body.prompt, results[0].image, data[0]["hadis"])  # type: ignore[union-attr]
+                feed.record(body.prompt, results[0].image, data[0]["hadis"])
             return JSONResponse({"created": int(time.time()), "data": data})
         finally:
             elapsed = time.perf_counter() - start

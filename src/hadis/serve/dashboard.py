@@ -195,8 +195,9 @@ class DashboardFeed(ServiceListener):
         yield "retry: 2000\n\n"
         seq = self.seq
         while True:
+            last = seq
             async with self._tick:
-                await self._tick.wait_for(lambda last=seq: self.seq != last)
+                await self._tick.wait_for(lambda: self.seq != last)  # noqa: B023
             seq = self.seq
             payload = {"seq": seq, "point": self.points[-1], **self.live()}
             yield f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"

@@ -176,7 +176,7 @@ class DiffusersExecutor:
                 local_files_only=self.local_files_only,
                 **{dtype_key: getattr(torch, self.dtype)},
             )
-        except Exception as e:  # noqa: BLE001  (diffusers raises many kinds)
+        except Exception as e:
             raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
         pipe.set_progress_bar_config(disable=True)
         self._pipe = pipe.to(self.device)
@@ -207,7 +207,7 @@ class DiffusersExecutor:
         return BatchOutput(images, time.perf_counter() - start)
 
 
-def pipeline_class(source: str):  # noqa: ANN201
+def pipeline_class(source: str):
     """DiffusionPipeline, or the project's own pipeline class for folders saved with it."""
     from diffusers import DiffusionPipeline
 
@@ -244,7 +244,7 @@ def make_executor_factory(
     device: str = "cpu",
     dtype: str = "float32",
     local_files_only: bool = False,
-):  # noqa: ANN201
+):
     """A callable that builds one executor per worker."""
     if name == "profile":
         return lambda: ProfileExecutor(profile, time_scale, switch_delay_s)

@@ -25,7 +25,7 @@ Send = Callable[[Message], Awaitable[None]]
 HEALTH_PATHS = ("/healthz", "/readyz")
 
 
-async def _reply(send: Send, status: int, message: str, code: str, headers=()) -> None:  # noqa: ANN001
+async def _reply(send: Send, status: int, message: str, code: str, headers=()) -> None:
     body = json.dumps(
         {
             "error": {

@@ -206,7 +206,7 @@ def _rates(query: Query, now: Samples, then: Samples, dt: float) -> dict[str, fl
     return out
 
 
-def _keyed(query: Query, samples: Samples, name: str):  # noqa: ANN202
+def _keyed(query: Query, samples: Samples, name: str):
     return [
         (tuple(sorted(lab.items())), (lab, value)) for lab, value in _selected(query, samples, name)
     ]

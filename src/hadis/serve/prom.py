@@ -184,7 +184,7 @@ class ServerMetrics(ServiceListener):
     def on_plan(self, now: float, plan: Plan) -> None:
         self.plans.inc()
         for gauge in (self.gpus, self.capacity):
-            for model in list(gauge._metrics):  # noqa: SLF001  (reset models left out)
+            for model in list(gauge._metrics):
                 gauge.labels(*model).set(0)
         for model, n in plan.gpus.items():
             self.gpus.labels(model).set(n)

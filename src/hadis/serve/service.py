@@ -307,6 +307,7 @@ class LiveService:
         if not isinstance(slot, Slot) or slot.future.done():
             return
         scale = self.config.time_scale
+        assert q.finish_s is not None, "the engine ends a query before it reports it"
         start = q.start_s if q.start_s is not None else q.finish_s
         ok = q.status != DROPPED
         slot.future.set_result(
@@ -319,7 +320,7 @@ class LiveService:
                 router_score=q.router_score if len(q.pair) == 2 else None,
                 confidence=q.confidence,
                 queue_s=(start - q.arrival_s) * scale,
-                total_s=(q.finish_s - q.arrival_s) * scale,  # type: ignore[operator]
+                total_s=(q.finish_s - q.arrival_s) * scale,
                 error=q.drop_reason,
             )
         )
@@ -382,7 +383,7 @@ class LiveService:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
 
-    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size):  # noqa: ANN001, ANN202
+    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size):
         """In the worker thread: generate, then, when the engine asks for it (a light batch
         of a plan that escalates), score the light images here rather than on the loop."""
         out = executor.generate(d.model, prompts, seeds, size)
@@ -401,7 +402,7 @@ class LiveService:
         now = self.now()
         try:
             out, confidences = fut.result()
-        except Exception as e:  # noqa: BLE001  (the executor's failure goes to the client)
+        except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
             self._run(engine.fail_batch(now, d.worker, f"generation failed: {e}"))
             return
@@ -416,6 +417,7 @@ class LiveService:
         engine = self.engine
         assert engine is not None
         target = engine.workers[worker].loading
+        assert target is not None, "a WakeUp for a worker with nothing to load"
         executor = self._executors[worker]
         self._loading += 1
         fut = self._pools[worker].submit(executor.load, target)
@@ -425,7 +427,7 @@ class LiveService:
         self._loading -= 1
         try:
             seconds = fut.result()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             # the worker stays out of service (switching) and the server not ready
             log.error("worker %d could not load %s: %s", worker, model, e)
             self.load_errors.append(f"worker {worker}: {e}")

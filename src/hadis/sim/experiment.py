@@ -181,7 +181,11 @@ def save_results(
                 ]
             )
             for q in sorted(run.recorder.queries, key=lambda q: q.qid):
-                late = q.status == "served" and q.finish_s - q.arrival_s > slo + 1e-9
+                late = (
+                    q.status == "served"
+                    and q.finish_s is not None
+                    and q.finish_s - q.arrival_s > slo + 1e-9
+                )
                 w.writerow(
                     [
                         q.qid,

@@ -128,7 +128,7 @@ def _confidences_ahead(
     tables = {m.name: lookup(m.name, trace.prompt_id, seeds) for m in profile.models}
     if any(t is None for t in tables.values()):
         return None
-    return tables  # type: ignore[return-value]
+    return tables
 
 
 def simulate(
