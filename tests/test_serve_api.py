@@ -318,3 +318,37 @@ def test_a_bad_seed_cannot_fail_another_request_and_odd_request_ids_are_replaced
         rid = r.headers["x-request-id"]
         assert rid.isascii() and len(rid) == 32  # a fresh id, not the client's bytes
     assert kept.headers["x-request-id"] == "req-42"
+
+
+def test_images_come_back_at_the_size_each_request_asked_for(paper_profile):
+    """A batch runs at its model's resolution; a request for another of the pool's sizes
+    gets its image resized, even when batched with requests of another size (the batch
+    used to take its first query's size for every image)."""
+    import dataclasses
+
+    models = tuple(
+        dataclasses.replace(m, resolution=(64, 64) if i % 2 else (32, 32))
+        for i, m in enumerate(paper_profile.models)
+    )
+    profile = dataclasses.replace(paper_profile, models=models)
+    cfg = ServeConfig(workers=16, slo_s=60.0, time_scale=0.005)
+    app = build_app(profile, cfg, executor="instant")
+
+    async def go(c):
+        plan = (await c.get("/v1/plan")).json()["plan"]
+        model = next(iter(plan["gpus"]))  # one model: the requests share its batches
+        bodies = [
+            {"prompt": f"p{i}", "size": "64x64" if i % 2 else "32x32", "model": model}
+            for i in range(8)
+        ]
+        return bodies, await asyncio.gather(
+            *(c.post("/v1/images/generations", json=b) for b in bodies)
+        )
+
+    bodies, responses = run(with_client(app, go))
+    for body, r in zip(bodies, responses, strict=True):
+        assert r.status_code == 200, r.text
+        item = r.json()["data"][0]
+        img = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
+        want = tuple(int(x) for x in body["size"].split("x"))
+        assert img.size == want, (body, item["hadis"]["model"])

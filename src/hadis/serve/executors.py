@@ -48,6 +48,12 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def resized_png(image: bytes, size: tuple[int, int]) -> bytes:
+    """A PNG resized to `size` (width, height)."""
+    with Image.open(io.BytesIO(image)) as img:
+        return png_bytes(img.convert("RGB").resize((size[0], size[1]), Image.Resampling.LANCZOS))
+
+
 @functools.lru_cache(maxsize=64)
 def placeholder_png(model: str, size: tuple[int, int]) -> bytes:
     """A labelled placeholder: one colour per model with the model's name (cached)."""

@@ -35,7 +35,7 @@ from hadis.planner import Plan, get_policy
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
 from hadis.routing.reference import reference_prompts
-from hadis.serve.executors import Executor
+from hadis.serve.executors import Executor, resized_png
 from hadis.serve.listener import ServiceListener
 
 log = logging.getLogger(__name__)
@@ -370,8 +370,12 @@ class LiveService:
         executor = self._executors[d.worker]
         prompts = [q.prompt or "" for q in d.queries]
         seeds = [q.image_seed for q in d.queries]
-        size = d.queries[0].user.size if isinstance(d.queries[0].user, Slot) else (64, 64)
-        fut = self._pools[d.worker].submit(self._work, executor, d, prompts, seeds, size)
+        # A batch runs at one size: the model's own resolution (what its latency was profiled
+        # at); an image asked for at another of the pool's sizes is resized to it after.
+        wanted = [q.user.size if isinstance(q.user, Slot) else None for q in d.queries]
+        native = self.profile.model(d.model).resolution
+        size = native or next((w for w in wanted if w is not None), (64, 64))
+        fut = self._pools[d.worker].submit(self._work, executor, d, prompts, seeds, size, wanted)
         fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f))
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
@@ -383,10 +387,15 @@ class LiveService:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
 
-    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size):
+    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size, wanted):
         """In the worker thread: generate, then, when the engine asks for it (a light batch
-        of a plan that escalates), score the light images here rather than on the loop."""
+        of a plan that escalates), score the light images here rather than on the loop;
+        images asked for at another size than the batch's are resized here too."""
         out = executor.generate(d.model, prompts, seeds, size)
+        images = [
+            img if w is None or tuple(w) == tuple(size) else resized_png(img, w)
+            for img, w in zip(out.images, wanted, strict=False)
+        ]
         confidences: list[float | None] = [None] * len(out.images)
         if d.score:
             for i, (q, image) in enumerate(zip(d.queries, out.images, strict=False)):
@@ -394,19 +403,19 @@ class LiveService:
                     confidences[i] = self.discriminator.confidence(
                         d.model, q.prompt_id, q.image_seed, image
                     )
-        return out, confidences
+        return images, confidences
 
     def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future) -> None:
         engine = self.engine
         assert engine is not None
         now = self.now()
         try:
-            out, confidences = fut.result()
+            images, confidences = fut.result()
         except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
             self._run(engine.fail_batch(now, d.worker, f"generation failed: {e}"))
             return
-        for q, image, conf in zip(d.queries, out.images, confidences, strict=False):
+        for q, image, conf in zip(d.queries, images, confidences, strict=False):
             q.image = image
             if conf is not None:
                 q.confidence = conf
