@@ -12,6 +12,7 @@ from hadis.engine.query import (
     SERVED,
     Command,
     Dispatch,
+    DropReason,
     Query,
     WakeUp,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Controller",
     "ControllerConfig",
     "Dispatch",
+    "DropReason",
     "Engine",
     "EngineConfig",
     "EngineListener",

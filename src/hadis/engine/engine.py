@@ -35,6 +35,7 @@ from hadis.engine.query import (
     SERVED,
     Command,
     Dispatch,
+    DropReason,
     Query,
     WakeUp,
 )
@@ -230,14 +231,15 @@ class Engine:
         while queue and len(batch) < size:
             q = pop(queue)[2]
             if now + latency - q.arrival_s > limit:
-                self._drop(now, q, "late")
+                self._drop(now, q, DropReason.LATE)
             else:
                 batch.append(q)
         return batch
 
-    def _drop(self, now: float, q: Query, reason: str) -> None:
+    def _drop(self, now: float, q: Query, reason: DropReason, detail: str = "") -> None:
         q.status = DROPPED
         q.drop_reason = reason
+        q.drop_detail = detail
         q.finish_s = now
         self.listener.on_query_done(q)
 
@@ -287,7 +289,7 @@ class Engine:
                 return out + self._release(now, w)
         return self._release(now, w)
 
-    def cancel(self, now: float, q: Query, reason: str = "cancelled") -> bool:
+    def cancel(self, now: float, q: Query, reason: DropReason = DropReason.CANCELLED) -> bool:
         """End a query that waits in a queue (its client gave up): its slot is freed at
         once. A query already in a running batch, or ended, is left alone (False)."""
         if q.status != PENDING:
@@ -302,12 +304,12 @@ class Engine:
                 return True
         return False
 
-    def fail_batch(self, now: float, worker: int, reason: str) -> list[Command]:
-        """The executor failed the worker's batch: drop its queries with `reason`."""
+    def fail_batch(self, now: float, worker: int, detail: str) -> list[Command]:
+        """The executor failed the worker's batch: drop its queries (FAILED, `detail`)."""
         w = self.workers[worker]
         batch, w.running, w.busy = w.running, [], False
         for q in batch:
-            self._drop(now, q, reason)
+            self._drop(now, q, DropReason.FAILED, detail)
         return self._release(now, w)
 
     def _release(self, now: float, w: Worker) -> list[Command]:
@@ -428,7 +430,7 @@ class Engine:
             else:
                 self._route(q)
 
-    def drain(self, now: float, reason: str = "unfinished") -> int:
+    def drain(self, now: float, reason: DropReason = DropReason.UNFINISHED) -> int:
         """Drop every queued query (end of a run or shutdown); returns how many."""
         n = 0
         for queue in self.queues.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 # Paths a query takes (strings: cheap to compare, readable in CSV/JSON).
 LIGHT = "light"  # light model only (also: any single-model plan)
@@ -14,6 +15,17 @@ PATHS = (LIGHT, DIRECT, ESCALATED)
 PENDING = "pending"
 SERVED = "served"
 DROPPED = "dropped"
+
+
+class DropReason(StrEnum):
+    """Why a query ended without an image (its value is what CSV files and logs show)."""
+
+    LATE = "late"  # would finish after drop_factor x SLO: dropped rather than served late
+    CANCELLED = "cancelled"  # its client gave up (deadline passed, connection closed)
+    SHUTDOWN = "shutdown"  # the server stopped with it queued
+    UNFINISHED = "unfinished"  # still queued when a simulation ended
+    FAILED = "generation failed"  # the executor raised (drop_detail says what)
+    HTTP_ERROR = "http error"  # `hadis load`: the server answered with an error status
 
 
 class Query:
@@ -37,6 +49,7 @@ class Query:
         "finish_s",
         "status",
         "drop_reason",
+        "drop_detail",
         "confidence",
         "user",
         "pinned",
@@ -66,7 +79,8 @@ class Query:
         self.start_s: float | None = None
         self.finish_s: float | None = None
         self.status = PENDING
-        self.drop_reason = ""
+        self.drop_reason: DropReason | None = None
+        self.drop_detail = ""  # e.g. the executor's error message
         self.confidence: float | None = None
         self.user: object = None  # the driver's own handle (e.g. a future in the server)
         self.pinned = pinned  # a model the client asked for: no routing, no escalation

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hadis import web
+from hadis.engine.query import DropReason
 from hadis.serve.dashboard import DashboardFeed
 from hadis.serve.guard import HEALTH_PATHS, GuardMiddleware
 from hadis.serve.prom import ServerMetrics
@@ -280,22 +281,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 )
             failed = [r for r in results if not r.ok]
             if failed:
-                reason = failed[0].error
-                if reason.startswith("generation failed"):
-                    outcome = "error"
-                    raise ApiError(500, reason, "server_error", code="generation_failed")
-                if reason == "shutdown":
-                    outcome = "shutdown"
-                    raise ApiError(
-                        503, "the server is shutting down", "service_unavailable", code="shutdown"
-                    )
-                outcome = "timeout" if reason == "late" else reason
-                raise ApiError(
-                    504,
-                    f"the request could not be served within its deadline ({reason})",
-                    "timeout",
-                    code="deadline_exceeded",
-                )
+                outcome, err = drop_error(failed[0])
+                raise err
             outcome = "ok"
             data = [_image_item(r) for r in results]
             if feed.gallery is not None:
@@ -443,6 +430,36 @@ def _validation_error(err: RequestValidationError) -> ApiError:
     if first.get("type") == "missing":
         msg = f"'{param}' is required"
     return ApiError(400, f"{param}: {msg}" if param else msg, param=param)
+
+
+# How a query that ended without an image answers its request: (HTTP status, OpenAI error
+# type, error code, metrics outcome, message). One row per DropReason.
+DROP_ERRORS: dict[DropReason, tuple[int, str, str, str, str]] = {
+    DropReason.LATE: (
+        504,
+        "timeout",
+        "deadline_exceeded",
+        "timeout",
+        "the request could not be served within its deadline (late)",
+    ),
+    DropReason.CANCELLED: (499, "invalid_request_error", "cancelled", "disconnected",
+                           "the request was cancelled"),
+    DropReason.SHUTDOWN: (503, "service_unavailable", "shutdown", "shutdown",
+                          "the server is shutting down"),
+    DropReason.UNFINISHED: (503, "service_unavailable", "shutdown", "shutdown",
+                            "the server is shutting down"),
+    DropReason.FAILED: (500, "server_error", "generation_failed", "error", "generation failed"),
+    DropReason.HTTP_ERROR: (502, "server_error", "upstream_error", "error", "upstream error"),
+}  # fmt: skip
+
+
+def drop_error(r: Outcome) -> tuple[str, ApiError]:
+    """The metrics outcome and the API error of a query that ended without an image."""
+    reason = r.drop or DropReason.FAILED
+    status, type_, code, outcome, message = DROP_ERRORS[reason]
+    if r.detail:
+        message = f"{message}: {r.detail}"
+    return outcome, ApiError(status, message, type_, code=code)
 
 
 def _image_item(r: Outcome) -> dict[str, Any]:

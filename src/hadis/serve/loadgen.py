@@ -16,7 +16,15 @@ from typing import Any
 
 import httpx
 
-from hadis.engine import DROPPED, SERVED, MetricsRecorder, QualityTable, Query, summarize
+from hadis.engine import (
+    DROPPED,
+    SERVED,
+    DropReason,
+    MetricsRecorder,
+    QualityTable,
+    Query,
+    summarize,
+)
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.routing.reference import reference_prompts
@@ -132,7 +140,8 @@ async def run_replay(
                 info = body["data"][0]["hadis"]
                 q.status, q.path, q.pair = SERVED, info["path"], tuple(info["pair"])
             else:
-                q.status, q.drop_reason = DROPPED, f"http {status}"
+                q.status, q.drop_reason = DROPPED, DropReason.HTTP_ERROR
+                q.drop_detail = f"http {status}"
             recorder.on_query_done(q)
             if progress is not None:
                 progress(len(recorder.queries) / len(trace))

@@ -29,7 +29,7 @@ from hadis.engine import (
     EngineConfig,
     Query,
 )
-from hadis.engine.query import DROPPED, LIGHT
+from hadis.engine.query import DROPPED, LIGHT, DropReason
 from hadis.errors import HadisError
 from hadis.planner import Plan, get_policy
 from hadis.profiles import Profile
@@ -101,7 +101,8 @@ class Outcome:
     confidence: float | None
     queue_s: float  # real seconds from arrival to first batch start
     total_s: float  # real seconds from arrival to the end
-    error: str = ""  # drop reason when not ok
+    drop: DropReason | None = None  # why it ended without an image (when not ok)
+    detail: str = ""  # e.g. the executor's error message
 
 
 class Rejected(HadisError):
@@ -198,7 +199,7 @@ class LiveService:
         for task in self._tasks:
             task.cancel()
         if self.engine is not None:
-            self.engine.drain(self.now(), "shutdown")
+            self.engine.drain(self.now(), DropReason.SHUTDOWN)
         for pool in self._pools:
             pool.shutdown(wait=False, cancel_futures=True)
         for slot in self._inflight_slots():
@@ -321,7 +322,8 @@ class LiveService:
                 confidence=q.confidence,
                 queue_s=(start - q.arrival_s) * scale,
                 total_s=(q.finish_s - q.arrival_s) * scale,
-                error=q.drop_reason,
+                drop=q.drop_reason,
+                detail=q.drop_detail,
             )
         )
 
@@ -413,7 +415,7 @@ class LiveService:
             images, confidences = fut.result()
         except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
-            self._run(engine.fail_batch(now, d.worker, f"generation failed: {e}"))
+            self._run(engine.fail_batch(now, d.worker, str(e)))
             return
         for q, image, conf in zip(d.queries, images, confidences, strict=False):
             q.image = image
