@@ -352,3 +352,20 @@ def test_images_come_back_at_the_size_each_request_asked_for(paper_profile):
         img = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
         want = tuple(int(x) for x in body["size"].split("x"))
         assert img.size == want, (body, item["hadis"]["model"])
+
+
+def test_every_drop_reason_has_one_http_answer():
+    from hadis.engine import DropReason
+    from hadis.serve.api import DROP_ERRORS, drop_error
+    from hadis.serve.service import Outcome
+
+    assert set(DROP_ERRORS) == set(DropReason)
+
+    def failed(reason, detail=""):
+        return Outcome(False, None, "m", "light", ("m",), None, None, 0.0, 1.0, reason, detail)
+
+    outcome, err = drop_error(failed(DropReason.FAILED, "CUDA out of memory"))
+    assert (outcome, err.status, err.code) == ("error", 500, "generation_failed")
+    assert err.message == "generation failed: CUDA out of memory"
+    outcome, err = drop_error(failed(DropReason.LATE))
+    assert (outcome, err.status, err.type) == ("timeout", 504, "timeout")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.optimize import LinearConstraint, milp
 
 from hadis.planner.assemble import assemble_plan
 from hadis.planner.candidates import single_model
@@ -137,6 +136,8 @@ class Proteus:
         start = time.perf_counter()
         profile = req.profile
         names = [m.name for m in profile.models if usable_batches(req, m.name)]
+        from scipy.optimize import LinearConstraint, milp  # here: importing hadis stays light
+
         batch = {n: max_throughput_batch(req, n) for n in names}
         k = len(names)
         # variables: p_0..p_k-1 (continuous shares), x_0..x_k-1 (integer GPUs)

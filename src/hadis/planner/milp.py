@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import LinearConstraint, milp
 
 from hadis.planner.candidates import Candidate
 from hadis.planner.screen import CandidateSet, Screened, screen
@@ -81,6 +80,8 @@ def solve_enumerate(req: PlanRequest, cs: CandidateSet) -> Choice | None:
 
 def solve_milp(req: PlanRequest, cs: CandidateSet) -> Choice | None:
     """Best-quality feasible choice among the candidates, or None when none is feasible."""
+    from scipy.optimize import LinearConstraint, milp  # here: importing hadis stays light
+
     sc = screen(req, cs)
     ok = sc.feasible(req.gpus)
     if ok.size == 0:
