@@ -4,8 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hadis.errors import PlanningError
-from hadis.planner import HadisPolicy, PlanRequest, get_policy, plan
+from hadis.errors import HadisError, PlanningError
+from hadis.planner import HadisPolicy, PlanRequest, get_policy, plan, policy_names
+from hadis.planner.baselines import _single_model_plan
 from hadis.planner.candidates import build_candidates
 from hadis.planner.exhaustive import solve_exhaustive
 from tests.conftest import make_profile
@@ -201,9 +202,13 @@ def test_unknown_policy_lists_valid_names():
         get_policy("nope")
 
 
-@pytest.mark.parametrize(
-    "name", ["hadis", "diffserve", "clipper-light", "clipper-heavy", "infaas-acc", "proteus"]
-)
+def test_every_baseline_of_the_paper_is_registered():
+    assert set(policy_names()) >= {
+        "hadis", "diffserve", "clipper-light", "clipper-heavy", "infaas-acc", "proteus"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", policy_names())
 @pytest.mark.parametrize("demand", [0.0, 1.0, 6.4, 40.0])
 def test_every_policy_contract(paper_profile, name, demand):
     req = PlanRequest(paper_profile, 16, 60.0, demand)
@@ -247,3 +252,44 @@ def test_enumeration_matches_brute_force_on_synthetic_pools(n, span, gpus, load,
         assert not p.feasible
     else:
         assert p.feasible and p.quality == pytest.approx(brute.candidate.quality)
+
+
+def test_a_policy_is_one_class_with_typed_options(paper_profile):
+    """Registering sets the name; get_policy checks the options against the dataclass;
+    options_for hands each policy the options it declares."""
+    from dataclasses import dataclass
+
+    from hadis.planner import options_for, policy_options, register
+    from hadis.planner.registry import _REGISTRY
+
+    @dataclass(frozen=True)
+    class FixedOptions:
+        model: str = "sd35-large"
+
+    @register("test-fixed", options=FixedOptions)
+    class Fixed:
+        name: str
+
+        def __init__(self, model: str) -> None:
+            self.model = model
+
+        def plan(self, req):
+            return _single_model_plan(req, self.name, self.model, 1, 0.0)
+
+    try:
+        assert Fixed.name == "test-fixed" and policy_options("test-fixed") is FixedOptions
+        assert get_policy("test-fixed").model == "sd35-large"
+        assert get_policy("test-fixed", model="sdxl-lightning").model == "sdxl-lightning"
+        with pytest.raises(HadisError, match="has no option 'table'; its options: model"):
+            get_policy("test-fixed", table="full")
+        with pytest.raises(HadisError, match="has no option 'solver'; its options: none"):
+            get_policy("clipper-light", solver="milp")
+        mixed = {"table": "pareto", "solver": "milp", "model": "sd35-medium"}
+        assert options_for("test-fixed", mixed) == {"model": "sd35-medium"}
+        assert options_for("diffserve", mixed) == {"solver": "milp"}
+        assert options_for("hadis", mixed) == {"table": "pareto", "solver": "milp"}
+        assert options_for("proteus", mixed) == {}
+        plan = get_policy("test-fixed").plan(PlanRequest(paper_profile, 4, 60.0, 1.0))
+        assert plan.policy == "test-fixed" and plan.gpus == {"sd35-large": 4}
+    finally:
+        _REGISTRY.pop("test-fixed", None)

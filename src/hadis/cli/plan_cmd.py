@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hadis.cli.common import PROFILE_OPTION, console, user_errors
 from hadis.errors import HadisError
-from hadis.planner import Plan, PlanRequest, get_policy, policy_names
+from hadis.planner import Plan, PlanRequest, get_policy, options_for, policy_names
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, TABLE_CHOICES
 from hadis.planner.report import plan_report
 from hadis.profiles import Profile, load_profile
@@ -80,12 +80,7 @@ def plan_command(
     prof = load_profile(profile)
     gpus = gpus if gpus is not None else prof.serving.workers or 16
     slo = slo if slo is not None else prof.serving.slo_s or 60.0
-    options: dict = {}
-    if policy == "hadis":
-        options = {"table": table, "solver": solver}
-    elif policy == "diffserve":
-        options = {"solver": solver}
-    pol = get_policy(policy, **options)
+    pol = get_policy(policy, **options_for(policy, {"table": table, "solver": solver}))
     if not math.isfinite(demand):
         raise HadisError(f"demand must be finite, got {demand}")
     req = PlanRequest(prof, gpus, slo, demand, overprovision=overprovision)

@@ -2,18 +2,29 @@
 
 from hadis.planner import baselines as _baselines  # noqa: F401  (registers the baselines)
 from hadis.planner.hadis_policy import DiffServePolicy, HadisPolicy, throughput_fallback
-from hadis.planner.registry import PlanningPolicy, get_policy, policy_names, register
+from hadis.planner.registry import (
+    NoOptions,
+    PlanningPolicy,
+    get_policy,
+    options_for,
+    policy_names,
+    policy_options,
+    register,
+)
 from hadis.planner.types import Plan, PlanRequest
 
 __all__ = [
     "DiffServePolicy",
     "HadisPolicy",
+    "NoOptions",
     "Plan",
     "PlanRequest",
     "PlanningPolicy",
     "get_policy",
+    "options_for",
     "plan",
     "policy_names",
+    "policy_options",
     "register",
     "throughput_fallback",
 ]

@@ -60,7 +60,7 @@ def _single_model_plan(
 class ClipperLight:
     """Every GPU runs the fastest model; batch = the largest that meets the SLO."""
 
-    name = "clipper-light"
+    name: str  # set by @register
 
     def plan(self, req: PlanRequest) -> Plan:
         model = min(req.profile.models, key=lambda m: m.latency_s[1]).name
@@ -72,7 +72,7 @@ class ClipperHeavy:
     """Every GPU runs the best-quality model; batch = the largest that meets the SLO; only
     queries that can finish within the SLO are admitted (admission factor 1.0)."""
 
-    name = "clipper-heavy"
+    name: str  # set by @register
 
     def plan(self, req: PlanRequest) -> Plan:
         model = by_quality(req.profile)[0]
@@ -87,7 +87,7 @@ class InfaasAcc:
     queueing) meets the SLO with enough capacity. From the previous plan it steps one variant
     down when over the SLO and one up when under 0.89 x SLO and the better one would fit."""
 
-    name = "infaas-acc"
+    name: str  # set by @register
 
     def _expected_latency_s(self, req: PlanRequest, model: str) -> float:
         batch = max_throughput_batch(req, model)
@@ -130,7 +130,7 @@ class Proteus:
     Queries are split at random by those shares; quality is the share-weighted mean of the
     variants' own quality (a linear estimate)."""
 
-    name = "proteus"
+    name: str  # set by @register
 
     def plan(self, req: PlanRequest) -> Plan:
         start = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from hadis.errors import HadisError
@@ -130,7 +131,21 @@ class _CascadePolicy:
         )
 
 
-@register("hadis")
+@dataclass(frozen=True)
+class HadisOptions:
+    table: TableChoice = "full"
+    include_single_models: bool = True
+    per_pair: bool = False
+    solver: str = DEFAULT_SOLVER
+
+
+@dataclass(frozen=True)
+class DiffServeOptions:
+    pair: tuple[str, str] | None = None  # default: the paper's (fastest, best) pair
+    solver: str = DEFAULT_SOLVER
+
+
+@register("hadis", options=HadisOptions)
 class HadisPolicy(_CascadePolicy):
     """Router + discriminator cascade over every pair in the table, chosen by one MILP.
 
@@ -139,8 +154,6 @@ class HadisPolicy(_CascadePolicy):
     per_pair: solve one MILP per pair instead of one over all (same optimum; for measuring).
     solver: 'milp' (HiGHS) or 'enumerate' (same optimum, no solver; see planner/milp.py).
     """
-
-    name = "hadis"
 
     def __init__(
         self,
@@ -209,12 +222,10 @@ def diffserve_pair(profile: Profile) -> tuple[str, str]:
     return max(with_rows, key=lambda p: (rank[p[1]], -rank[p[0]]))
 
 
-@register("diffserve")
+@register("diffserve", options=DiffServeOptions)
 class DiffServePolicy(_CascadePolicy):
     """DiffServe: discriminator-only cascade (r = 0) pinned to one pair; the MILP picks GPUs,
     batch sizes and the threshold d for the best quality (not the largest threshold)."""
-
-    name = "diffserve"
 
     def __init__(self, pair: tuple[str, str] | None = None, solver: str = DEFAULT_SOLVER) -> None:
         super().__init__(solver)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hadis.errors import HadisError
-from hadis.planner import policy_names
+from hadis.planner import options_for, policy_names
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
 from hadis.sim.oracle import oracle_reference
@@ -37,15 +37,6 @@ def check_policies(policies: Sequence[str]) -> list[str]:
     if not policies:
         raise HadisError("give at least one policy")
     return list(dict.fromkeys(policies))
-
-
-def _options_for(policy: str, options: dict[str, Any]) -> dict[str, Any]:
-    """hadis takes every option (table, solver); diffserve only the solver; others none."""
-    if policy == "hadis":
-        return dict(options)
-    if policy == "diffserve":
-        return {k: v for k, v in options.items() if k == "solver"}
-    return {}
 
 
 def run_policies(
@@ -95,7 +86,7 @@ def _simulate_one(
     router: Router | None,
     discriminator: Discriminator | None,
 ) -> SimResult:
-    options = _options_for(name, config.policy_options)
+    options = options_for(name, config.policy_options)
     cfg = SimConfig(**{**asdict(config), "policy_options": options})
     return simulate(
         profile,
