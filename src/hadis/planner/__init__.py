@@ -1,6 +1,8 @@
 """Planning: PlanRequest -> Plan, for HADIS (MILP) and the baselines. No I/O, no clock."""
 
-from hadis.planner import baselines as _baselines  # noqa: F401  (registers the baselines)
+import importlib
+import pkgutil
+
 from hadis.planner.hadis_policy import DiffServePolicy, HadisPolicy, throughput_fallback
 from hadis.planner.registry import (
     NoOptions,
@@ -28,6 +30,12 @@ __all__ = [
     "register",
     "throughput_fallback",
 ]
+
+
+# Every module of this package is imported, so a policy registered in a new file here is
+# found without touching anything else (docs/architecture.md, "Add a policy").
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def plan(req: PlanRequest, policy: str = "hadis") -> Plan:
