@@ -103,15 +103,7 @@ class DashboardFeed(ServiceListener):
                 "t": round(time.time(), 3),
                 "engine_s": round(now, 3),
                 "reason": reason,
-                "policy": plan.policy,
-                "pair": list(plan.pair),
-                "r": plan.r,
-                "d": plan.d,
-                "split": dict(plan.split) if plan.split else None,
-                "gpus": dict(plan.gpus),
-                "batch": dict(plan.batch),
-                "quality": _finite(plan.quality),
-                "feasible": plan.feasible,
+                **_plan_view(plan),
                 "demand_qps": _finite(plan.demand_qps),
             }
         )
@@ -132,19 +124,7 @@ class DashboardFeed(ServiceListener):
         engine = service.engine
         return {
             "ready": service.ready,
-            "plan": None
-            if plan is None
-            else {
-                "policy": plan.policy,
-                "pair": list(plan.pair),
-                "r": plan.r,
-                "d": plan.d,
-                "split": dict(plan.split) if plan.split else None,
-                "gpus": dict(plan.gpus),
-                "batch": dict(plan.batch),
-                "quality": _finite(plan.quality),
-                "feasible": plan.feasible,
-            },
+            "plan": None if plan is None else _plan_view(plan),
             "workers": [
                 {
                     "id": w.wid,
@@ -201,6 +181,21 @@ class DashboardFeed(ServiceListener):
             seq = self.seq
             payload = {"seq": seq, "point": self.points[-1], **self.live()}
             yield f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def _plan_view(plan: Plan) -> dict[str, Any]:
+    """What the page shows of a plan."""
+    return {
+        "policy": plan.policy,
+        "pair": list(plan.pair),
+        "r": plan.r,
+        "d": plan.d,
+        "split": dict(plan.split) if plan.split else None,
+        "gpus": dict(plan.gpus),
+        "batch": dict(plan.batch),
+        "quality": _finite(plan.quality),
+        "feasible": plan.feasible,
+    }
 
 
 def _thumbnail(image: bytes | None) -> str | None:

@@ -23,6 +23,20 @@ function niceNumber(v) {
   return v.toExponential(1);
 }
 
+// A card (section) with a heading and an empty box for a chart, appended to `holder`.
+function chartCard(holder, id, title, cls) {
+  const card = document.createElement("section");
+  card.className = cls;
+  card.id = id;
+  const h = document.createElement("h2");
+  h.textContent = title;
+  card.appendChild(h);
+  const box = document.createElement("div");
+  card.appendChild(box);
+  holder.appendChild(card);
+  return { card, box };
+}
+
 function lineChart(container, opts) {
   const o = Object.assign({ unit: "", stacked: false, height: 180,
     xFormat: (x) => new Date(x * 1000).toLocaleTimeString(), yFormat: niceNumber }, opts);

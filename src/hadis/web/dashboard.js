@@ -90,17 +90,11 @@ function buildCharts() {
   holder.textContent = "";
   charts = {};
   for (const panel of state.panels) {
-    const card = document.createElement("section");
-    card.className = "card";
-    card.id = `panel-${panel.id}`;
-    card.appendChild(text("h2", panel.title));
-    const box = document.createElement("div");
-    card.appendChild(box);
+    const { card, box } = chartCard(holder, `panel-${panel.id}`, panel.title, "card");
     const q = text("div", panel.promql, "muted");
     q.style.fontSize = "11px";
     q.title = "the same query as the Grafana board";
     card.appendChild(q);
-    holder.appendChild(card);
     charts[panel.id] = lineChart(box, { title: panel.title, unit: panel.unit, stacked: panel.stacked });
   }
 }

@@ -38,13 +38,7 @@ for (const [k, v] of Object.entries(data.settings)) {
 
 const holder = byId("charts");
 for (const chart of data.charts) {
-  const card = document.createElement("section");
-  card.className = "card wide";
-  card.id = `chart-${chart.id}`;
-  card.appendChild(cell("h2", chart.title));
-  const box = document.createElement("div");
-  card.appendChild(box);
-  holder.appendChild(card);
+  const { box } = chartCard(holder, `chart-${chart.id}`, chart.title, "card wide");
   const c = lineChart(box, { title: chart.title, unit: chart.unit, stacked: !!chart.stacked,
     height: 220, xFormat: (x) => `${Math.round(x)} s` });
   c.update(data.xs, chart.series, []);
