@@ -24,8 +24,8 @@ from hadis.cli.trace_cmd import resolve_trace
 from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import load_profile
-from hadis.routing.simple import DISCRIMINATORS, ROUTERS
-from hadis.serve.executors import EXECUTORS
+from hadis.routing.registry import discriminator_names, router_names
+from hadis.serve.executors import executor_names
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -41,7 +41,7 @@ def serve_command(
     ),
     executor: str | None = typer.Option(
         None,
-        help=f"{' or '.join(EXECUTORS)} (profile: simulated latencies, placeholder images, "
+        help=f"{' or '.join(executor_names())} (profile: simulated latencies, placeholder images, "
         "for load tests) (default: the profile's, else diffusers).",
     ),
     time_scale: float = typer.Option(
@@ -54,11 +54,11 @@ def serve_command(
     ),
     policy: str = typer.Option("hadis", help=f"Planning policy: {', '.join(policy_names())}."),
     router: str | None = typer.Option(
-        None, help=f"Router: {', '.join(ROUTERS)} (default: the profile's, else reference)."
+        None, help=f"Router: {', '.join(router_names())} (default: the profile's, else reference)."
     ),
     discriminator: str | None = typer.Option(
         None,
-        help=f"Discriminator: {', '.join(DISCRIMINATORS)} "
+        help=f"Discriminator: {', '.join(discriminator_names())} "
         "(default: the profile's, else reference).",
     ),
     device: str = typer.Option("cpu", help="diffusers executor: torch device (cpu, cuda)."),
@@ -114,8 +114,9 @@ def serve_command(
         raise HadisError(f"--time-scale must be > 0, got {time_scale}")
     if workers is not None and workers < 1:
         raise HadisError(f"--workers must be >= 1, got {workers}")
-    if executor is not None and executor not in EXECUTORS:
-        raise HadisError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if executor is not None and executor not in executor_names():
+        valid = ", ".join(executor_names())
+        raise HadisError(f"unknown executor {executor!r}; valid: {valid}")
     prof = load_profile(profile)
     defaults = prof.serving
     if slo is not None:

@@ -25,7 +25,7 @@ from hadis.cli.trace_cmd import DEFAULT_QPS, resolve_trace
 from hadis.errors import HadisError
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, SOLVERS, TABLE_CHOICES
 from hadis.profiles import Direction, Profile, load_profile
-from hadis.routing.simple import ROUTERS
+from hadis.routing.registry import router_names
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
 from hadis.sim.report_page import report_data, write_report
@@ -63,7 +63,7 @@ def simulate_command(
     ),
     router: str | None = typer.Option(
         None,
-        help=f"Router: {', '.join(ROUTERS)} (default: the paper's reference features, which "
+        help=f"Router: {', '.join(router_names())} (default: the paper's reference features, which "
         "need reference prompts; a trace with prompt texts needs online or random).",
     ),
     discriminator: str | None = typer.Option(

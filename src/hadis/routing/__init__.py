@@ -1,5 +1,8 @@
 """Prompt routers and image discriminators (interfaces and implementations)."""
 
+import importlib
+import pkgutil
+
 from hadis.routing.base import Discriminator, Router, cut_above, cut_below
 from hadis.routing.reference import (
     ReferenceDiscriminator,
@@ -16,3 +19,8 @@ __all__ = [
     "cut_below",
     "reference_prompts",
 ]
+
+# Every module of this package is imported, so a router or discriminator registered in a
+# new file here is found by name without touching anything else (routing/registry.py).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -30,6 +30,7 @@ import numpy as np
 from hadis.errors import HadisError
 from hadis.routing.base import cut_above
 from hadis.routing.reference import ROUTER_WEIGHTS, reference_arrays
+from hadis.routing.registry import register_router
 
 FEATURE_NAMES = (
     "prompt_length",
@@ -141,3 +142,8 @@ class OnlineRouter:
     def threshold(self, r: float) -> float:
         """Cut point over the 5,000 reference prompts' scores."""
         return cut_above(self._sorted, r)
+
+
+@register_router("online")
+def _online(arg: str, seed: int) -> OnlineRouter:
+    return OnlineRouter()

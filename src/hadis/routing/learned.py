@@ -25,6 +25,7 @@ import numpy as np
 
 from hadis.errors import HadisError
 from hadis.routing.base import cut_above
+from hadis.routing.registry import register_router
 
 FORMAT = "hadis-router"
 VERSION = 1
@@ -212,3 +213,10 @@ class LearnedRouter:
             raise HadisError(f"{where}: non-finite numbers in the router")
         model = TfidfRidge({t: i for i, t in enumerate(vocab)}, idf, weights, intercept, ngrams)
         return cls(model, cuts, data.get("trained") or {})
+
+
+@register_router("learned", argument="PATH")
+def _learned(path: str, seed: int) -> LearnedRouter:
+    from hadis import bundled
+
+    return LearnedRouter.load(bundled.resolve(path))

@@ -1,23 +1,28 @@
-"""Stand-in routers and discriminators for serving before trained ones are configured.
+"""Stand-in routers and discriminators, and the reference ones under their CLI names.
 
-`online`: the paper's router computed from the prompt text (hadis.routing.features).
-`learned:PATH`: a router trained by `hadis router train` (hadis.routing.learned).
-`trained:PATH`: a discriminator trained by `hadis discriminator train` (hadis.routing.trained).
-`none`: never routes to heavy / never escalates. `random`: a seeded pseudo-random score per
-prompt (router) or per prompt and image (discriminator), uniform in [0, 1), so that r and d
-still mean fractions. `reference`: the paper's per-prompt data (prompts of the reference set
-only; others score as if routed by `random`).
+Registered elsewhere: `online`, the paper's router computed from the prompt text
+(hadis.routing.features); `learned:PATH`, a router trained by `hadis router train`
+(hadis.routing.learned); `trained:PATH`, a discriminator trained by `hadis discriminator
+train` (hadis.routing.trained). Here: `none` never routes to heavy / never escalates;
+`random` is a seeded pseudo-random score per prompt (router) or per prompt and image
+(discriminator), uniform in [0, 1), so that r and d still mean fractions; `reference` is
+the paper's per-prompt data (prompts of the reference set only; others score as if routed
+by `random`).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from hadis import bundled
-from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.routing.base import Discriminator, Router
 from hadis.routing.reference import ReferenceDiscriminator, ReferenceRouter
+from hadis.routing.registry import (  # noqa: F401  (make_* re-exported)
+    make_discriminator,
+    make_router,
+    register_discriminator,
+    register_router,
+)
 
 
 def _uniform(*parts: object) -> float:
@@ -118,37 +123,31 @@ class _ReferenceOrRandomDiscriminator:
         return self.fallback.threshold(model, d)
 
 
-ROUTERS = ("reference", "online", "learned:PATH", "random", "none")
-DISCRIMINATORS = ("reference", "trained:PATH", "random", "none")
+@register_router("reference")
+def _reference_router(arg: str, seed: int) -> Router:
+    return _ReferenceOrRandomRouter(seed)
 
 
-def make_router(name: str, seed: int = 0) -> Router:
-    if name == "none":
-        return NoRouter()
-    if name == "random":
-        return RandomRouter(seed)
-    if name == "reference":
-        return _ReferenceOrRandomRouter(seed)
-    if name == "online":
-        from hadis.routing.features import OnlineRouter
-
-        return OnlineRouter()
-    if name.startswith("learned:"):
-        from hadis.routing.learned import LearnedRouter
-
-        return LearnedRouter.load(bundled.resolve(name.split(":", 1)[1]))
-    raise HadisError(f"unknown router {name!r}; valid: {', '.join(ROUTERS)}")
+@register_router("random")
+def _random_router(arg: str, seed: int) -> Router:
+    return RandomRouter(seed)
 
 
-def make_discriminator(name: str, profile: Profile, seed: int = 0) -> Discriminator:
-    if name == "none":
-        return NoDiscriminator()
-    if name == "random":
-        return RandomDiscriminator(seed)
-    if name == "reference":
-        return _ReferenceOrRandomDiscriminator(profile, seed)
-    if name.startswith("trained:"):
-        from hadis.routing.trained import TrainedDiscriminator
+@register_router("none")
+def _no_router(arg: str, seed: int) -> Router:
+    return NoRouter()
 
-        return TrainedDiscriminator.load(bundled.resolve(name.split(":", 1)[1]))
-    raise HadisError(f"unknown discriminator {name!r}; valid: {', '.join(DISCRIMINATORS)}")
+
+@register_discriminator("reference")
+def _reference_discriminator(arg: str, profile: Profile, seed: int) -> Discriminator:
+    return _ReferenceOrRandomDiscriminator(profile, seed)
+
+
+@register_discriminator("random")
+def _random_discriminator(arg: str, profile: Profile, seed: int) -> Discriminator:
+    return RandomDiscriminator(seed)
+
+
+@register_discriminator("none")
+def _no_discriminator(arg: str, profile: Profile, seed: int) -> Discriminator:
+    return NoDiscriminator()

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from hadis.errors import HadisError
+from hadis.routing.registry import register_discriminator
 
 FORMAT = "hadis-discriminator"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -283,3 +284,10 @@ class TrainedDiscriminator:
                 out[key] = np.quantile(scores, np.linspace(0, 1, N_CUTS)).tolist()
         self.cut_points = out
         return out
+
+
+@register_discriminator("trained", argument="PATH")
+def _trained(path: str, profile: object, seed: int) -> TrainedDiscriminator:
+    from hadis import bundled
+
+    return TrainedDiscriminator.load(bundled.resolve(path))

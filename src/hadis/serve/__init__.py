@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -15,6 +17,11 @@ from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, ServeConfig
 
 __all__ = ["LiveService", "ServeConfig", "build_app", "create_app"]
+
+# Every module of this package is imported, so an executor registered in a new file here
+# is found by name (serve/executors.py, register_executor).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_app(

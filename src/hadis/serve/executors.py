@@ -13,9 +13,10 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image, ImageDraw
 
@@ -238,25 +239,57 @@ def _version_at_least(version: str, major: int, minor: int) -> bool:
         return True
 
 
-EXECUTORS = ("diffusers", "profile", "instant")
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What `hadis serve` knows that an executor may need."""
+
+    profile: Profile
+    time_scale: float = 1.0
+    switch_delay_s: float = 3.0
+    device: str = "cpu"
+    dtype: str = "float32"
+    local_files_only: bool = False
 
 
-def make_executor_factory(
-    name: str,
-    profile: Profile,
-    *,
-    time_scale: float = 1.0,
-    switch_delay_s: float = 3.0,
-    device: str = "cpu",
-    dtype: str = "float32",
-    local_files_only: bool = False,
-):
+# name -> (settings -> a callable that builds one executor per worker). An executor is one
+# module: register it here by name, and the serve package imports each of its modules.
+ExecutorFactory = Callable[[ExecutorSettings], Callable[[], Executor]]
+_EXECUTORS: dict[str, ExecutorFactory] = {}
+
+
+def register_executor(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
+    def deco(factory: ExecutorFactory) -> ExecutorFactory:
+        if name in _EXECUTORS:
+            raise ValueError(f"executor {name!r} is registered twice")
+        _EXECUTORS[name] = factory
+        return factory
+
+    return deco
+
+
+def executor_names() -> list[str]:
+    return list(_EXECUTORS)
+
+
+@register_executor("diffusers")
+def _diffusers(s: ExecutorSettings) -> Callable[[], Executor]:
+    DiffusersExecutor(s.profile, s.device, s.dtype, s.local_files_only)  # fail fast on imports
+    return lambda: DiffusersExecutor(s.profile, s.device, s.dtype, s.local_files_only)
+
+
+@register_executor("profile")
+def _profile(s: ExecutorSettings) -> Callable[[], Executor]:
+    return lambda: ProfileExecutor(s.profile, s.time_scale, s.switch_delay_s)
+
+
+@register_executor("instant")
+def _instant(s: ExecutorSettings) -> Callable[[], Executor]:
+    return InstantExecutor
+
+
+def make_executor_factory(name: str, profile: Profile, **settings: Any) -> Callable[[], Executor]:
     """A callable that builds one executor per worker."""
-    if name == "profile":
-        return lambda: ProfileExecutor(profile, time_scale, switch_delay_s)
-    if name == "instant":
-        return InstantExecutor
-    if name == "diffusers":
-        DiffusersExecutor(profile, device, dtype, local_files_only)  # fail fast on imports
-        return lambda: DiffusersExecutor(profile, device, dtype, local_files_only)
-    raise HadisError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}")
+    factory = _EXECUTORS.get(name)
+    if factory is None:
+        raise HadisError(f"unknown executor {name!r}; valid: {', '.join(_EXECUTORS)}")
+    return factory(ExecutorSettings(profile, **settings))
