@@ -84,6 +84,11 @@ def serve_command(
         1 << 20, help="Largest request body accepted (larger: 413)."
     ),
     docs: bool = typer.Option(False, "--docs", help="Serve /docs and /openapi.json."),
+    shutdown_timeout: float | None = typer.Option(
+        None,
+        help="On SIGTERM/Ctrl-C: seconds that requests in flight get to finish before the "
+        "rest end with 503 (default: their deadline, 2 x SLO x time scale).",
+    ),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -106,6 +111,8 @@ def serve_command(
         raise HadisError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     if max_queue < 1:
         raise HadisError(f"--max-queue must be >= 1, got {max_queue}")
+    if shutdown_timeout is not None and not 0 <= shutdown_timeout < math.inf:
+        raise HadisError(f"--shutdown-timeout must be >= 0 seconds, got {shutdown_timeout}")
     if max_body_bytes < 1024:
         raise HadisError(f"--max-body-bytes must be >= 1024, got {max_body_bytes}")
     if any(not k.strip() for k in api_key):
@@ -167,7 +174,16 @@ def serve_command(
     )
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     err_console.print(f"starting hadis on {base} (loading models) ...")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # SIGTERM: stop accepting, let requests in flight finish (up to the timeout), then the
+    # service ends whatever is still queued with an explicit 503
+    grace = shutdown_timeout if shutdown_timeout is not None else 2 * config.slo_s * time_scale
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=max(1, math.ceil(grace)),
+    )
 
 
 @user_errors
