@@ -171,3 +171,88 @@ def test_submit_without_plan_is_an_error(pool):
 
     with pytest.raises(ValueError, match="no plan"):
         eng.submit(0.0, Query(0, 0.0, 0))
+
+
+def _dispatches(cmds):
+    from hadis.engine import Dispatch
+
+    return [c for c in cmds if isinstance(c, Dispatch)]
+
+
+def test_a_lost_workers_batch_goes_back_to_the_queue_and_is_served_elsewhere(pool):
+    from hadis.engine import Query
+
+    eng, rec = engine_for(pool, workers=2)
+    wakeups = eng.apply_plan(0.0, make_plan({"m0": 2}, {"m0": 2}, "m0"))
+    qs = [Query(i, 0.0, i) for i in range(4)]
+    for q in qs:  # queued while the workers load m0
+        eng.submit(0.0, q)
+    cmds = [c for w in wakeups for c in eng.worker_ready(0.0, w.worker)]
+    first, second = _dispatches(cmds)  # both workers run a batch of 2
+    assert eng.live_workers() == 2
+    again = _dispatches(eng.worker_lost(0.5, first.worker))
+    assert eng.live_workers() == 1 and not eng.workers[first.worker].alive
+    assert again == []  # the other worker is busy: the lost batch waits in the queue
+    assert all(q.status == "pending" for q in first.queries)
+    retry = _dispatches(eng.batch_done(1.8, second.worker))
+    assert [q.qid for q in retry[0].queries] == [q.qid for q in first.queries]
+    assert retry[0].worker == second.worker
+    eng.batch_done(3.6, second.worker)
+    assert all(q.status == SERVED for q in qs) and len(rec.queries) == 4
+    assert all(q.arrival_s == 0.0 for q in first.queries)  # original deadlines kept
+    assert eng.enqueued["m0"] == 4  # a requeue is not a new arrival
+    # back: the plan in force wants 2 workers, so it gets its place again at once
+    eng.worker_back(4.0, first.worker)
+    assert eng.workers[first.worker].assigned == "m0" and eng.live_workers() == 2
+
+
+def test_a_failed_batch_is_retried_once_then_ends_with_the_error(pool):
+    from hadis.engine import Query
+
+    eng, rec = engine_for(pool, workers=2, max_retries=1)
+    for w in eng.apply_plan(0.0, make_plan({"m0": 2}, {"m0": 1}, "m0")):
+        eng.worker_ready(0.0, w.worker)
+    q = Query(0, 0.0, 0)
+    (first,) = _dispatches(eng.submit(0.0, q))
+    (retry,) = _dispatches(eng.fail_batch(0.1, first.worker, "CUDA error"))
+    assert retry.worker != first.worker  # a retry prefers another worker
+    assert q.status == "pending" and q.failures == 1
+    eng.fail_batch(0.2, retry.worker, "CUDA error")
+    assert q.status == DROPPED and q.drop_reason == "generation failed"
+    assert q.drop_detail == "CUDA error" and rec.queries == [q]
+
+
+def test_the_controller_replans_for_the_workers_alive(paper_profile):
+    from hadis.engine import Controller
+    from hadis.planner import get_policy
+
+    eng = Engine(
+        paper_profile, 8, EngineConfig(slo_s=60.0), TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+    )  # fmt: skip
+    ctl = Controller(eng, get_policy("hadis"), 8)
+    ctl.start(0.0)  # adopts the first plan
+    assert sum(ctl.plan.gpus.values()) == 8
+    for w in (0, 1, 2):
+        eng.worker_lost(1.0, w)
+    ctl.workers_changed()
+    req = ctl.due(2.0)  # early: long before the period, because workers changed
+    assert req is not None and req.gpus == 5 and ctl.reason == "workers"
+    plan = ctl.decide(req)
+    assert sum(plan.gpus.values()) <= 5
+    eng.apply_plan(2.0, plan)
+    assert all(w.assigned is None for w in eng.workers[:3])
+
+
+def test_a_plan_without_light_workers_sends_everything_heavy_whatever_the_router(pool):
+    """r = 1 with a router that never says heavy (`--router none`): the light model has no
+    workers, so its queue would wait forever; every query goes to heavy instead."""
+    from hadis.engine import Query
+    from hadis.routing.simple import NoRouter
+
+    eng, _ = engine_for(pool, workers=1, router=NoRouter())
+    for w in eng.apply_plan(0.0, make_plan({"m1": 1}, {"m1": 1}, "m0", heavy="m1", r=1.0)):
+        eng.worker_ready(0.0, w.worker)
+    q = Query(0, 0.0, 0)
+    (batch,) = _dispatches(eng.submit(0.0, q))
+    assert batch.model == "m1" and q.path == DIRECT

@@ -28,7 +28,7 @@ BOUNDED_LABELS = {
                 "timeout", "served", "late", "dropped"},
     "path": {"light", "direct-heavy", "escalated"},
     "state": {"busy", "idle", "switching", "failed"},
-    "reason": {"start", "period", "backlog"},
+    "reason": {"start", "period", "backlog", "workers"},
 }  # fmt: skip
 
 

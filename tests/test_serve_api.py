@@ -369,3 +369,48 @@ def test_every_drop_reason_has_one_http_answer():
     assert err.message == "generation failed: CUDA out of memory"
     outcome, err = drop_error(failed(DropReason.LATE))
     assert (outcome, err.status, err.type) == ("timeout", 504, "timeout")
+
+
+def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_profile):
+    """Worker 0's GPU fails every batch: its queries are retried on the others, after three
+    failures in a row it is quarantined, the controller re-plans for three workers, and
+    every request still gets its image."""
+    from hadis.routing.simple import NoDiscriminator, NoRouter
+    from hadis.serve.api import create_app
+    from hadis.serve.executors import ProfileExecutor
+    from hadis.serve.prom import ServerMetrics
+    from hadis.serve.service import QUARANTINE_AFTER, LiveService
+
+    class Broken(ProfileExecutor):
+        def generate(self, model, prompts, seeds, size):
+            raise RuntimeError("GPU fell off the bus")
+
+    made = []
+
+    def factory():  # the first executor made is worker 0's
+        ex = (Broken if not made else ProfileExecutor)(paper_profile, 0.001, 0.0)
+        made.append(ex)
+        return ex
+
+    cfg = ServeConfig(workers=4, time_scale=0.001, admission=False, initial_demand_qps=2.0)
+    service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
+    metrics = ServerMetrics(cfg.time_scale)
+    service.listeners.append(metrics)
+    app = create_app(service, metrics)
+
+    async def go(c):
+        codes = []
+        for _ in range(4):  # waves, so worker 0 keeps getting (and failing) batches
+            rs = await asyncio.gather(
+                *(c.post("/v1/images/generations", json={"prompt": f"p{i}"}) for i in range(8))
+            )
+            codes += [r.status_code for r in rs]
+        await asyncio.sleep(0.1)  # a few controller ticks
+        return codes, (await c.get("/metrics")).text
+
+    codes, exposition = run(with_client(app, go))
+    assert codes == [200] * 32
+    assert service.failed_workers == {0} and not service.engine.workers[0].alive
+    assert service._failures_in_a_row[0] == QUARANTINE_AFTER
+    assert sum(service.plan.gpus.values()) <= 3
+    assert 'hadis_workers{state="failed"} 1.0' in exposition

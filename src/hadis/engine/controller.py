@@ -59,7 +59,9 @@ class Controller:
         self.plan: Plan | None = None
         self.demand_qps = self.config.initial_demand_qps
         self.failures = 0
-        self.reason = "start"  # why the last re-plan was due: start, period or backlog
+        # why the last re-plan was due: start, period, backlog, or workers (lost or back)
+        self.reason = "start"
+        self._workers_changed = False
         self._since = 0.0  # when the last plan was made
         self._tick_arrivals = 0
         self._tick_since = 0.0
@@ -101,9 +103,12 @@ class Controller:
         else:
             self.demand_qps, self._measured = short_rate, True
         elapsed = now - self._since
-        if elapsed <= 0:
+        if elapsed <= 0 or self.engine.live_workers() == 0:
             return None
-        if elapsed < self.config.period_s - 1e-9:
+        if self._workers_changed:  # re-plan for the workers there are, whatever the period
+            self._workers_changed = False
+            self.reason = "workers"
+        elif elapsed < self.config.period_s - 1e-9:
             # an early re-plan while workers still load the last plan's models would only
             # move them again (a switch storm when loads take tens of seconds)
             if not self._backlogged() or self._switching():
@@ -118,6 +123,10 @@ class Controller:
         self._enqueued_at_last = dict(enq)
         self._since = now
         return self._request({m: r for m, r in per_model.items() if r > 0})
+
+    def workers_changed(self) -> None:
+        """A worker was lost or came back: the next tick re-plans for the workers alive."""
+        self._workers_changed = True
 
     def skip_idle(self, ticks: int, now: float) -> None:
         """Account for `ticks` ticks without arrivals or work, ending at `now`, at once:
@@ -141,12 +150,17 @@ class Controller:
             log.exception("planner %s failed; keeping the last plan", self.policy.name)
             return None
         current = self.plan
-        if current is not None and not worth_switching(
-            current,
-            plan,
-            req,
-            switch_s=self.engine.config.switch_delay_s,
-            horizon_s=self.config.period_s,
+        fits = current is not None and sum(current.gpus.values()) <= req.gpus
+        if (
+            current is not None
+            and fits
+            and not worth_switching(
+                current,
+                plan,
+                req,
+                switch_s=self.engine.config.switch_delay_s,
+                horizon_s=self.config.period_s,
+            )
         ):
             self.kept += 1
             return current
@@ -176,7 +190,7 @@ class Controller:
         engine = self.engine
         return PlanRequest(
             engine.profile,
-            self.gpus,
+            self.engine.live_workers(),
             engine.config.slo_s,
             self.demand_qps,
             queue=engine.queue_lengths(),

@@ -51,6 +51,7 @@ class EngineConfig:
     drop_factor: float = 1.5  # drop before execution if est. finish > drop_factor x SLO
     switch_delay_s: float = 3.0  # a worker loading another model serves nothing meanwhile
     seed: int = 0  # for split (Proteus) routing
+    max_retries: int = 1  # a query whose batch failed runs again this many times
 
     def __post_init__(self) -> None:
         if not self.slo_s > 0:
@@ -59,6 +60,8 @@ class EngineConfig:
             raise HadisError(f"drop factor must be > 0, got {self.drop_factor}")
         if self.switch_delay_s < 0:
             raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
+        if self.max_retries < 0:
+            raise HadisError(f"max retries must be >= 0, got {self.max_retries}")
 
 
 _NOTHING: list[Command] = []  # shared empty result; callers only iterate over it
@@ -100,6 +103,7 @@ class Worker:
         "switching",
         "running",
         "started_s",
+        "alive",
     )
 
     def __init__(self, wid: int) -> None:
@@ -112,6 +116,7 @@ class Worker:
         self.switching = False
         self.running: list[Query] = []
         self.started_s = 0.0
+        self.alive = True  # False: lost (died, quarantined) until worker_back
 
 
 class Engine:
@@ -305,12 +310,59 @@ class Engine:
         return False
 
     def fail_batch(self, now: float, worker: int, detail: str) -> list[Command]:
-        """The executor failed the worker's batch: drop its queries (FAILED, `detail`)."""
+        """The executor failed the worker's batch: each query goes back to its queue (with
+        its original deadline) up to max_retries times, then ends FAILED with `detail`."""
         w = self.workers[worker]
         batch, w.running, w.busy = w.running, [], False
+        retry = []
         for q in batch:
-            self._drop(now, q, DropReason.FAILED, detail)
-        return self._release(now, w)
+            q.failures += 1
+            if q.failures <= self.config.max_retries:
+                retry.append(q)
+            else:
+                self._drop(now, q, DropReason.FAILED, detail)
+        # requeue first, while this worker is not free: a retry prefers another worker
+        out = self._requeue(now, retry)
+        return out + self._release(now, w)
+
+    def worker_lost(self, now: float, worker: int) -> list[Command]:
+        """A worker left (its process died, its node was lost, the driver quarantined it):
+        its running batch goes back to the queues with the queries' original deadlines and
+        it gets no work until `worker_back`. The plan in force may now want more workers
+        than are alive: the models keep what is left until the controller re-plans."""
+        w = self.workers[worker]
+        if not w.alive:
+            return _NOTHING
+        w.alive = False
+        batch, w.running, w.busy = w.running, [], False
+        if w.assigned is not None and w.wid in self.free[w.assigned]:
+            self.free[w.assigned].remove(w.wid)
+        w.assigned = w.loaded = w.loading = None
+        w.switching = False
+        return self._requeue(now, batch)
+
+    def worker_back(self, now: float, worker: int) -> list[Command]:
+        """A lost worker is back, empty (restarted): it takes a place in the plan in force
+        if one is short of workers, else waits for the next plan."""
+        w = self.workers[worker]
+        if w.alive:
+            return _NOTHING
+        w.alive = True
+        return self._assign_workers(now, self.plan) if self.plan is not None else _NOTHING
+
+    def live_workers(self) -> int:
+        return sum(1 for w in self.workers if w.alive)
+
+    def _requeue(self, now: float, queries: list[Query]) -> list[Command]:
+        """Queries back in their model's queue (not counted as new arrivals), then batches
+        for free workers."""
+        models = dict.fromkeys(q.model for q in queries)
+        for q in queries:
+            heapq.heappush(self.queues[q.model], (q.arrival_s, q.qid, q))
+        out: list[Command] = []
+        for model in models:
+            out.extend(self._fill(now, model))
+        return out
 
     def _release(self, now: float, w: Worker) -> list[Command]:
         """A worker became free: switch model if the plan moved it, else take more work."""
@@ -356,6 +408,10 @@ class Engine:
             )
         self._pair = plan.pair
         self._routes = plan.heavy is not None and plan.r > 0
+        if plan.heavy is not None and not plan.gpus.get(plan.light):
+            # everything goes to heavy (r = 1), whether or not the router can say so (e.g.
+            # `--router none`, whose cut point is always +inf): the light model has no workers
+            self._router_cut, self._routes = float("-inf"), True
         escalates = self._split is None and plan.heavy not in (None, plan.light)
         self._scored_model = plan.light if escalates and plan.d > 0 else None
         factor = plan.admission_factor or self.config.drop_factor
@@ -377,13 +433,14 @@ class Engine:
             )
         # Keep workers whose assignment still fits; prefer those with the model loaded.
         keep: dict[int, str] = {}
-        ranked = sorted(self.workers, key=lambda w: (w.assigned != w.loaded, w.wid))
+        alive = [w for w in self.workers if w.alive]
+        ranked = sorted(alive, key=lambda w: (w.assigned != w.loaded, w.wid))
         for w in ranked:
             if w.assigned in want and want[w.assigned] > 0:
                 want[w.assigned] -= 1
                 keep[w.wid] = w.assigned
         # Then workers that already hold a wanted model in memory, then the rest.
-        spare = [w for w in self.workers if w.wid not in keep]
+        spare = [w for w in alive if w.wid not in keep]
         spare.sort(key=lambda w: (not (w.loaded in want and want[w.loaded] > 0), w.wid))
         targets = [m for m, n in want.items() for _ in range(n)]
         out: list[Command] = []
@@ -430,12 +487,14 @@ class Engine:
             else:
                 self._route(q)
 
-    def drain(self, now: float, reason: DropReason = DropReason.UNFINISHED) -> int:
-        """Drop every queued query (end of a run or shutdown); returns how many."""
+    def drain(
+        self, now: float, reason: DropReason = DropReason.UNFINISHED, detail: str = ""
+    ) -> int:
+        """Drop every queued query (end of a run, shutdown, no worker left); how many."""
         n = 0
         for queue in self.queues.values():
             for _, _, q in sorted(queue):
-                self._drop(now, q, reason)
+                self._drop(now, q, reason, detail)
                 n += 1
             queue.clear()
         return n

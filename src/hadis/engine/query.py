@@ -50,6 +50,7 @@ class Query:
         "status",
         "drop_reason",
         "drop_detail",
+        "failures",
         "confidence",
         "user",
         "pinned",
@@ -81,6 +82,7 @@ class Query:
         self.status = PENDING
         self.drop_reason: DropReason | None = None
         self.drop_detail = ""  # e.g. the executor's error message
+        self.failures = 0  # batches of it that failed (it is retried up to max_retries)
         self.confidence: float | None = None
         self.user: object = None  # the driver's own handle (e.g. a future in the server)
         self.pinned = pinned  # a model the client asked for: no routing, no escalation

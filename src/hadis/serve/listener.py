@@ -17,4 +17,4 @@ class ServiceListener(NullListener):
 
     def on_plan_change(self, now: float, plan: Plan, reason: str) -> None:
         """The plan in force changed (pair, fractions, GPUs or batch sizes): start, period
-        (the re-plan period) or backlog (an early re-plan)."""
+        (the re-plan period), backlog (an early re-plan) or workers (one lost or back)."""

@@ -44,7 +44,7 @@ _LATENCY_BUCKETS = (
 
 WORKER_STATES = ("busy", "idle", "switching", "failed")
 SERVED_WINDOW_S = 60.0  # real seconds of served queries behind hadis_served_quality
-PLAN_REASONS = ("start", "period", "backlog")
+PLAN_REASONS = ("start", "period", "backlog", "workers")
 
 
 class ServerMetrics(ServiceListener):

@@ -39,6 +39,7 @@ from hadis.serve.executors import Executor, resized_png
 from hadis.serve.listener import ServiceListener
 
 log = logging.getLogger(__name__)
+QUARANTINE_AFTER = 3  # batches failed in a row before a worker is taken out of service
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class LiveService:
         self._query_of: dict[asyncio.Future, Query] = {}  # queued or running, by future
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
         self.load_errors: list[str] = []
-        self.failed_workers: set[int] = set()  # their model load failed
+        self.failed_workers: set[int] = set()  # load failed, or quarantined (lost)
+        self._failures_in_a_row: dict[int, int] = {}  # batches failed since the last success
         self._plan_reason = "start"
         self._plan_key: tuple | None = None
         self._ids = itertools.count()
@@ -162,7 +164,11 @@ class LiveService:
         self.engine = Engine(
             self.profile,
             cfg.workers,
-            EngineConfig(cfg.slo_s, cfg.drop_factor, cfg.switch_delay_s, cfg.seed),
+            # a query is retried as often as a worker may fail before its quarantine, so
+            # one bad worker cannot fail a request (it may still miss its deadline: 504)
+            EngineConfig(
+                cfg.slo_s, cfg.drop_factor, cfg.switch_delay_s, cfg.seed, QUARANTINE_AFTER
+            ),
             self.router,
             self.discriminator,
             self,
@@ -411,17 +417,39 @@ class LiveService:
         engine = self.engine
         assert engine is not None
         now = self.now()
+        if not engine.workers[d.worker].alive:
+            return  # the worker was taken out of service: its batch is queued again
         try:
             images, confidences = fut.result()
         except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
-            self._run(engine.fail_batch(now, d.worker, str(e)))
+            self._worker_failed(now, d.worker, str(e))
             return
+        self._failures_in_a_row[d.worker] = 0
         for q, image, conf in zip(d.queries, images, confidences, strict=False):
             q.image = image
             if conf is not None:
                 q.confidence = conf
         self._run(engine.batch_done(now, d.worker))
+
+    def _worker_failed(self, now: float, worker: int, detail: str) -> None:
+        """A batch failed: its queries are retried (engine.fail_batch). A worker that fails
+        QUARANTINE_AFTER batches in a row is taken out of service instead: its batch goes
+        back to the queue uncounted, the controller re-plans for fewer workers, and when
+        none is left whatever is queued ends with an explicit error."""
+        engine, controller = self.engine, self.controller
+        assert engine is not None and controller is not None
+        n = self._failures_in_a_row.get(worker, 0) + 1
+        self._failures_in_a_row[worker] = n
+        if n < QUARANTINE_AFTER:
+            self._run(engine.fail_batch(now, worker, detail))
+            return
+        log.error("worker %d failed %d batches in a row; taking it out of service", worker, n)
+        self.failed_workers.add(worker)
+        self._run(engine.worker_lost(now, worker))
+        controller.workers_changed()
+        if engine.live_workers() == 0:
+            engine.drain(now, DropReason.FAILED, f"no worker left ({detail})")
 
     def _switch(self, worker: int) -> None:
         """A WakeUp means the worker must load its newly assigned model: do it for real."""
