@@ -414,3 +414,53 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
     assert service._failures_in_a_row[0] == QUARANTINE_AFTER
     assert sum(service.plan.gpus.values()) <= 3
     assert 'hadis_workers{state="failed"} 1.0' in exposition
+
+
+def test_a_hung_batch_is_reaped_its_requests_served_elsewhere_and_the_worker_restarts(
+    paper_profile,
+):
+    """Worker 0's first batch never returns: the watchdog (2 x profiled latency + 1 s) takes
+    the worker out of service, its queries run on another worker, and after restart_after_s
+    the worker comes back with a fresh thread and executor."""
+    import threading
+
+    from hadis.routing.simple import NoDiscriminator, NoRouter
+    from hadis.serve.api import create_app
+    from hadis.serve.executors import ProfileExecutor
+    from hadis.serve.prom import ServerMetrics
+    from hadis.serve.service import LiveService
+
+    stuck = threading.Event()
+
+    class Hangs(ProfileExecutor):
+        def generate(self, model, prompts, seeds, size):
+            stuck.wait(30)
+            return super().generate(model, prompts, seeds, size)
+
+    made = []
+
+    def factory():
+        ex = (Hangs if not made else ProfileExecutor)(paper_profile, 0.001, 0.0)
+        made.append(ex)
+        return ex
+
+    cfg = ServeConfig(
+        workers=2, slo_s=3000, time_scale=0.001, watchdog_factor=2, restart_after_s=0.2
+    )
+    service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
+    app = create_app(service, ServerMetrics(cfg.time_scale))
+
+    async def go(c):
+        hung = service.engine.workers[0]
+        model = hung.assigned
+        r = await c.post("/v1/images/generations", json={"prompt": "x", "model": model})
+        await asyncio.sleep(0.5)  # the restart
+        return r
+
+    try:
+        r = run(with_client(app, go))
+    finally:
+        stuck.set()
+    assert r.status_code == 200, r.text
+    assert service.restarts == 1 and not service.failed_workers
+    assert service.engine.workers[0].alive and len(made) == 3

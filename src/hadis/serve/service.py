@@ -65,6 +65,11 @@ class ServeConfig:
     max_body_bytes: int = 1 << 20
     docs: bool = False  # /docs and /openapi.json
     gallery: int = 0  # recent requests the dashboard shows (prompts and images); 0: off
+    # a batch still running after watchdog_factor x its profiled latency (+1 real second)
+    # is hung: its worker is taken out of service like one that keeps failing (checked
+    # twice a second)
+    watchdog_factor: float = 10.0
+    restart_after_s: float = 30.0  # real seconds before a worker out of service restarts
 
     def __post_init__(self) -> None:
         if any(not k.strip() for k in self.api_keys):
@@ -77,6 +82,10 @@ class ServeConfig:
             raise HadisError(f"time scale must be > 0, got {self.time_scale}")
         if self.gallery < 0:
             raise HadisError(f"gallery must be >= 0, got {self.gallery}")
+        if not self.watchdog_factor > 1:
+            raise HadisError(f"watchdog factor must be > 1, got {self.watchdog_factor}")
+        if not self.restart_after_s >= 0:
+            raise HadisError(f"restart after must be >= 0 s, got {self.restart_after_s}")
         if self.max_n < 1 or self.max_queue < 1:
             raise HadisError("max_n and max_queue must be >= 1")
 
@@ -140,6 +149,10 @@ class LiveService:
         self.load_errors: list[str] = []
         self.failed_workers: set[int] = set()  # load failed, or quarantined (lost)
         self._failures_in_a_row: dict[int, int] = {}  # batches failed since the last success
+        # bumped when a worker is taken out of service: late results of its old life are
+        # ignored (its thread may still finish a hung batch after the restart)
+        self._epoch: dict[int, int] = {}
+        self.restarts = 0
         self._plan_reason = "start"
         self._plan_key: tuple | None = None
         self._ids = itertools.count()
@@ -190,6 +203,7 @@ class LiveService:
         self._executors = [self.executor_factory() for _ in range(cfg.workers)]
         self._run(self.controller.start(self.now()))
         self._tasks.append(asyncio.create_task(self._control_loop()))
+        self._tasks.append(asyncio.create_task(self._watchdog_loop()))
         if self._loading == 0 and not self.load_errors:
             self._set_ready()
 
@@ -383,8 +397,9 @@ class LiveService:
         wanted = [q.user.size if isinstance(q.user, Slot) else None for q in d.queries]
         native = self.profile.model(d.model).resolution
         size = native or next((w for w in wanted if w is not None), (64, 64))
+        epoch = self._epoch.get(d.worker, 0)
         fut = self._pools[d.worker].submit(self._work, executor, d, prompts, seeds, size, wanted)
-        fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f))
+        fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f, epoch))
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         """From a worker thread: run fn(*args) on the loop (dropped once it has closed)."""
@@ -413,12 +428,29 @@ class LiveService:
                     )
         return images, confidences
 
-    def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future) -> None:
+    async def _watchdog_loop(self, every_s: float = 0.5) -> None:
+        """Twice a second: a batch still running after watchdog_factor x its profiled
+        latency (+1 real second) is hung; its worker is taken out of service."""
+        engine = self.engine
+        assert engine is not None
+        cfg = self.config
+        while True:
+            await asyncio.sleep(every_s)
+            now = self.now()
+            for w in engine.workers:
+                if not (w.alive and w.busy and w.running and w.loaded):
+                    continue
+                expected = self.profile.model(w.loaded).batch_latency_s(len(w.running))
+                if now - w.started_s > expected * cfg.watchdog_factor + 1.0 / cfg.time_scale:
+                    log.error("worker %d: a batch of %s hung; out of service", w.wid, w.loaded)
+                    self._out_of_service(now, w.wid, f"a batch of {w.loaded} hung")
+
+    def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future, epoch: int) -> None:
         engine = self.engine
         assert engine is not None
         now = self.now()
-        if not engine.workers[d.worker].alive:
-            return  # the worker was taken out of service: its batch is queued again
+        if self._epoch.get(d.worker, 0) != epoch:
+            return  # the worker was taken out of service since: its batch is queued again
         try:
             images, confidences = fut.result()
         except Exception as e:
@@ -445,11 +477,39 @@ class LiveService:
             self._run(engine.fail_batch(now, worker, detail))
             return
         log.error("worker %d failed %d batches in a row; taking it out of service", worker, n)
+        self._out_of_service(now, worker, detail)
+
+    def _out_of_service(self, now: float, worker: int, detail: str) -> None:
+        """Quarantine a worker: its batch goes back to the queue, the controller re-plans
+        for the others, and it restarts (a fresh thread and executor) after a while."""
+        engine, controller = self.engine, self.controller
+        assert engine is not None and controller is not None
+        self._epoch[worker] = self._epoch.get(worker, 0) + 1
         self.failed_workers.add(worker)
         self._run(engine.worker_lost(now, worker))
         controller.workers_changed()
         if engine.live_workers() == 0:
             engine.drain(now, DropReason.FAILED, f"no worker left ({detail})")
+        if self._loop is not None:
+            self._loop.call_later(self.config.restart_after_s, self._restart, worker)
+
+    def _restart(self, worker: int) -> None:
+        """Bring a quarantined worker back: a new thread (the old one may be stuck in a
+        hung batch) and a new executor; the plan gives it a model to load."""
+        engine, controller = self.engine, self.controller
+        if engine is None or controller is None or worker not in self.failed_workers:
+            return
+        self._pools[worker].shutdown(wait=False, cancel_futures=True)
+        self._pools[worker] = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"hadis-worker-{worker}"
+        )
+        self._executors[worker] = self.executor_factory()
+        self.failed_workers.discard(worker)
+        self._failures_in_a_row[worker] = 0
+        self.restarts += 1
+        log.warning("worker %d restarted", worker)
+        self._run(engine.worker_back(self.now(), worker))
+        controller.workers_changed()
 
     def _switch(self, worker: int) -> None:
         """A WakeUp means the worker must load its newly assigned model: do it for real."""
@@ -459,15 +519,24 @@ class LiveService:
         assert target is not None, "a WakeUp for a worker with nothing to load"
         executor = self._executors[worker]
         self._loading += 1
+        epoch = self._epoch.get(worker, 0)
         fut = self._pools[worker].submit(executor.load, target)
-        fut.add_done_callback(lambda f: self._post(self._loaded, worker, target, f))
+        fut.add_done_callback(lambda f: self._post(self._loaded, worker, target, f, epoch))
 
-    def _loaded(self, worker: int, model: str, fut: concurrent.futures.Future) -> None:
+    def _loaded(
+        self, worker: int, model: str, fut: concurrent.futures.Future, epoch: int = 0
+    ) -> None:
         self._loading -= 1
+        if self._epoch.get(worker, 0) != epoch:
+            return  # taken out of service while loading
         try:
             seconds = fut.result()
         except Exception as e:
-            # the worker stays out of service (switching) and the server not ready
+            if self.ready:  # a restarted (or re-planned) worker: out of service, retried
+                log.error("worker %d could not load %s: %s", worker, model, e)
+                self._out_of_service(self.now(), worker, f"could not load {model}: {e}")
+                return
+            # at start-up: the worker stays out of service and the server not ready
             log.error("worker %d could not load %s: %s", worker, model, e)
             self.load_errors.append(f"worker {worker}: {e}")
             self.failed_workers.add(worker)
