@@ -57,7 +57,9 @@ class ServerMetrics(ServiceListener):
     ) -> None:
         self.scale = time_scale
         self.quality_table = quality
-        self._served: deque[tuple[float, tuple[str, ...], str]] = deque(maxlen=200_000)
+        # served queries per (pair, path), in one-second buckets: O(1) per query, and the
+        # gauge sums at most SERVED_WINDOW_S buckets (not every query) once a second
+        self._served: deque[tuple[int, dict[tuple[tuple[str, ...], str], int]]] = deque()
         self.slo_s = slo_s  # profile seconds: a served query that took longer is "late"
         self.registry = CollectorRegistry()
         r = self.registry
@@ -168,7 +170,12 @@ class ServerMetrics(ServiceListener):
             outcome = "late"
         self.queries.labels(q.path, outcome).inc()
         if outcome != DROPPED and self.quality_table is not None:
-            self._served.append((time.monotonic(), q.pair, q.path))
+            second = int(time.monotonic())
+            if not self._served or self._served[-1][0] != second:
+                self._served.append((second, {}))
+            bucket = self._served[-1][1]
+            key = (q.pair, q.path)
+            bucket[key] = bucket.get(key, 0) + 1
         if q.finish_s is not None:
             self.query_latency.observe((q.finish_s - q.arrival_s) * self.scale)
         if q.start_s is not None:
@@ -225,9 +232,10 @@ class ServerMetrics(ServiceListener):
         while self._served and self._served[0][0] < cutoff:
             self._served.popleft()
         groups: dict[tuple[str, ...], dict[str, int]] = {}
-        for _, pair, path in self._served:
-            counts = groups.setdefault(pair, {LIGHT: 0, DIRECT: 0, ESCALATED: 0})
-            counts[path] += 1
+        for _, bucket in self._served:
+            for (pair, path), n in bucket.items():
+                counts = groups.setdefault(pair, {LIGHT: 0, DIRECT: 0, ESCALATED: 0})
+                counts[path] += n
         total = sum(sum(c.values()) for c in groups.values())
         value = math.nan
         if total:
