@@ -54,7 +54,7 @@ class Controller:
     ) -> None:
         self.engine = engine
         self.policy = policy
-        self.gpus = gpus
+        self.gpus = gpus  # workers at start; plans ask for the workers alive (engine)
         self.config = config or ControllerConfig()
         self.plan: Plan | None = None
         self.demand_qps = self.config.initial_demand_qps
