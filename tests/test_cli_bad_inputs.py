@@ -114,6 +114,8 @@ CASES = [
     (["serve", "--slo", "0.01", "--profile", "hadis-l40s", "--executor", "profile"], "below"),
     (["serve", "--max-queue", "0", "--executor", "instant"], "--max-queue"),
     (["serve", "--shutdown-timeout", "-1", "--executor", "instant"], "--shutdown-timeout"),
+    (["serve", "--watchdog-factor", "1", "--executor", "instant"], "--watchdog-factor"),
+    (["serve", "--restart-after", "nan", "--executor", "instant"], "--restart-after"),
     (["serve", "--workers", "0", "--executor", "instant"], "--workers"),
     (["serve", "--time-scale", "0", "--executor", "profile"], "--time-scale"),
     (["serve", "--port", "0", "--executor", "instant"], "port"),

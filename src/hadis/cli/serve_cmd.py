@@ -89,6 +89,14 @@ def serve_command(
         help="On SIGTERM/Ctrl-C: seconds that requests in flight get to finish before the "
         "rest end with 503 (default: their deadline, 2 x SLO x time scale).",
     ),
+    watchdog_factor: float = typer.Option(
+        10.0,
+        help="A batch still running after this many times its profiled latency (+1 s) is "
+        "hung: its worker is taken out of service and restarted.",
+    ),
+    restart_after: float = typer.Option(
+        30.0, help="Seconds before a worker taken out of service restarts."
+    ),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -111,6 +119,10 @@ def serve_command(
         raise HadisError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     if max_queue < 1:
         raise HadisError(f"--max-queue must be >= 1, got {max_queue}")
+    if not 1 < watchdog_factor < math.inf:
+        raise HadisError(f"--watchdog-factor must be > 1, got {watchdog_factor}")
+    if not 0 <= restart_after < math.inf:
+        raise HadisError(f"--restart-after must be >= 0 seconds, got {restart_after}")
     if shutdown_timeout is not None and not 0 <= shutdown_timeout < math.inf:
         raise HadisError(f"--shutdown-timeout must be >= 0 seconds, got {shutdown_timeout}")
     if max_body_bytes < 1024:
@@ -149,6 +161,8 @@ def serve_command(
         max_body_bytes=max_body_bytes,
         docs=docs,
         gallery=gallery,
+        watchdog_factor=watchdog_factor,
+        restart_after_s=restart_after,
     )
     base = f"http://{host}:{port}"
 
