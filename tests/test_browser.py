@@ -60,6 +60,13 @@ def _page(browser, width: int = 1280, height: int = 1000):
     return page, errors
 
 
+def _points(n: int) -> str:
+    """JS: the arrivals chart exists and holds at least n points (null-safe: the page
+    builds its charts only after its first fetch)."""
+    svg = "document.querySelector('#panel-arrivals svg')"
+    return f"{svg} !== null && Number({svg}.dataset.points) >= {n}"
+
+
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -99,14 +106,12 @@ def test_dashboard_fills_live_shows_plan_changes_and_the_playground_works(browse
         _load(base, stop)
         try:
             # charts fill with live points, and the load shows up in them
+            page.wait_for_function(_points(4), timeout=30_000)
             page.wait_for_function(
-                "Number(document.querySelector('#panel-arrivals svg').dataset.points) >= 4",
-                timeout=20_000,
-            )
-            page.wait_for_function(
+                "document.querySelector('#panel-outcomes .legend') !== null && "
                 "document.querySelector('#panel-outcomes .legend')"
                 ".textContent.includes('ok (200)')",
-                timeout=20_000,
+                timeout=30_000,
             )
             # a plan change beyond the first plan reaches the timeline
             page.wait_for_selector(
@@ -127,9 +132,7 @@ def test_dashboard_fills_live_shows_plan_changes_and_the_playground_works(browse
             stop.set()
         phone, phone_errors = _page(browser, 390, 844)
         phone.goto(f"{base}/dashboard")
-        phone.wait_for_function(
-            "Number(document.querySelector('#panel-arrivals svg').dataset.points) >= 2"
-        )
+        phone.wait_for_function(_points(2), timeout=30_000)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
         _shot(phone, "dashboard-phone.png")
@@ -144,11 +147,7 @@ def test_dashboard_asks_for_the_api_key_when_auth_is_on(browser) -> None:
         assert page.locator("#panel-arrivals").count() == 0  # no data without the key
         page.fill("#key", "sesame")
         page.click("#keybtn")
-        page.wait_for_function(
-            "document.querySelector('#panel-arrivals svg') && "
-            "Number(document.querySelector('#panel-arrivals svg').dataset.points) >= 2",
-            timeout=45_000,
-        )
+        page.wait_for_function(_points(2), timeout=45_000)
         # the 401 of the first try is the only console error (the browser logs it)
         assert all("401" in e for e in errors), errors
 
