@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import logging
-import math
 import re
 import time
 import uuid
@@ -31,6 +30,7 @@ from hadis.serve.dashboard import DashboardFeed
 from hadis.serve.guard import HEALTH_PATHS, GuardMiddleware
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, Outcome, Rejected
+from hadis.web import jsonable
 
 access_log = logging.getLogger("hadis.access")
 MAX_PROMPT_CHARS = 4000
@@ -285,8 +285,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 raise err
             outcome = "ok"
             data = [_image_item(r) for r in results]
-            if feed.gallery is not None:
-                feed.record(body.prompt, results[0].image, data[0]["hadis"])
+            feed.record(body.prompt, results[0].image, data[0]["hadis"])
             return JSONResponse({"created": int(time.time()), "data": data})
         finally:
             elapsed = time.perf_counter() - start
@@ -312,7 +311,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/dashboard/state", include_in_schema=False)
     async def dashboard_state() -> JSONResponse:
-        return JSONResponse(_jsonable(feed.state()))
+        return JSONResponse(jsonable(feed.state()))
 
     @app.get("/dashboard/events", include_in_schema=False)
     async def dashboard_events() -> StreamingResponse:
@@ -330,7 +329,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 "the gallery is off (hadis serve --gallery N keeps the last N requests)",
                 code="gallery_off",
             )
-        return JSONResponse(_jsonable(list(feed.gallery)))
+        return JSONResponse(jsonable(list(feed.gallery)))
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -361,10 +360,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        if service.engine is not None:
-            metrics.observe_queues(service.engine.queue_lengths())
-        metrics.observe_workers(service.worker_states())
-        metrics.observe_served_quality()
+        service.refresh_metrics(metrics)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
@@ -391,7 +387,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             "slo_s": service.config.slo_s,
             "ready": service.ready,
             "demand_qps": service.controller.demand_qps if service.controller else None,
-            "plan": _jsonable(p.to_dict()) if p else None,
+            "plan": jsonable(p.to_dict()) if p else None,
             "workers": [
                 {
                     "id": w.wid,
@@ -475,14 +471,3 @@ def _image_item(r: Outcome) -> dict[str, Any]:
             "total_s": round(r.total_s, 6),
         },
     }
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON: non-finite floats become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj

@@ -75,13 +75,8 @@ class DashboardFeed(ServiceListener):
     # ------------------------------------------------------------------ sampling
     def sample_once(self, now: float) -> dict[str, Any]:
         """Refresh the on-demand gauges, sample the registry, evaluate every panel."""
-        service, metrics = self.service, self.metrics
-        if service.engine is not None:
-            metrics.observe_queues(service.engine.queue_lengths())
-        metrics.observe_workers(service.worker_states())
-        metrics.observe_served_quality()
-        if service.controller is not None:
-            metrics.demand.set(service.controller.demand_qps)
+        metrics = self.metrics
+        self.service.refresh_metrics(metrics)
         samples = panels.sample(metrics.registry)
         self._samples.append((now, samples))
         while len(self._samples) > 2 and self._samples[1][0] <= now - panels.WINDOW_S:
@@ -129,13 +124,7 @@ class DashboardFeed(ServiceListener):
                 {
                     "id": w.wid,
                     "model": w.loading or w.loaded,
-                    "state": "failed"
-                    if w.wid in service.failed_workers
-                    else "busy"
-                    if w.busy
-                    else "switching"
-                    if w.switching
-                    else "idle",
+                    "state": service.worker_state(w.wid),
                 }
                 for w in (engine.workers if engine else [])
             ],

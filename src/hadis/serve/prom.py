@@ -199,7 +199,6 @@ class ServerMetrics(ServiceListener):
             self.capacity.labels(model).set(cap)
         self.plan_quality.set(plan.quality)
         self.plan_feasible.set(1 if plan.feasible else 0)
-        self.demand.set(plan.demand_qps)
         self.config.info(
             {
                 "policy": plan.policy,
@@ -218,6 +217,17 @@ class ServerMetrics(ServiceListener):
 
     def on_plan_change(self, now: float, plan: Plan, reason: str) -> None:
         self.plan_changes.labels(reason).inc()
+
+    def refresh(
+        self, queues: dict[str, int], worker_states: dict[str, int], demand_qps: float | None
+    ) -> None:
+        """The gauges read on demand (before a scrape, on each dashboard tick): queues,
+        workers by state, served quality, the controller's live demand estimate."""
+        self.observe_queues(queues)
+        self.observe_workers(worker_states)
+        self.observe_served_quality()
+        if demand_qps is not None:
+            self.demand.set(demand_qps)
 
     def observe_queues(self, queues: dict[str, int]) -> None:
         for model, n in queues.items():

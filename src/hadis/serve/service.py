@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hadis.engine import (
     Controller,
@@ -37,6 +37,9 @@ from hadis.routing import Discriminator, Router
 from hadis.routing.reference import reference_prompts
 from hadis.serve.executors import Executor, resized_png
 from hadis.serve.listener import ServiceListener
+
+if TYPE_CHECKING:
+    from hadis.serve.prom import ServerMetrics
 
 log = logging.getLogger(__name__)
 QUARANTINE_AFTER = 3  # batches failed in a row before a worker is taken out of service
@@ -367,14 +370,30 @@ class LiveService:
             for listener in self.listeners:
                 listener.on_plan_change(now, plan, self._plan_reason)
 
+    def worker_state(self, wid: int) -> str:
+        """busy, switching (loading a model), idle, or failed (out of service)."""
+        if wid in self.failed_workers:
+            return "failed"
+        engine = self.engine
+        assert engine is not None
+        w = engine.workers[wid]
+        return "busy" if w.busy else "switching" if w.switching else "idle"
+
     def worker_states(self) -> dict[str, int]:
-        """Workers by state: busy, switching (loading a model), idle, failed (load failed)."""
-        out = {"busy": 0, "idle": 0, "switching": 0, "failed": len(self.failed_workers)}
+        """How many workers are in each state."""
+        out = {"busy": 0, "idle": 0, "switching": 0, "failed": 0}
         for w in self.engine.workers if self.engine else []:
-            if w.wid in self.failed_workers:
-                continue
-            out["busy" if w.busy else "switching" if w.switching else "idle"] += 1
+            out[self.worker_state(w.wid)] += 1
         return out
+
+    def refresh_metrics(self, metrics: ServerMetrics) -> None:
+        """Bring the gauges that are read on demand up to date."""
+        engine, controller = self.engine, self.controller
+        metrics.refresh(
+            engine.queue_lengths() if engine else {},
+            self.worker_states(),
+            controller.demand_qps if controller else None,
+        )
 
     @property
     def plan(self) -> Plan | None:

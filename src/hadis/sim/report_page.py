@@ -3,7 +3,6 @@ per-window time series of every policy, hoverable), written by `hadis simulate -
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,6 @@ COLUMNS = (  # header, summary key, numeric, digits
     ("latency p50 (s)", "latency_p50_s", True, 2),
     ("latency p99 (s)", "latency_p99_s", True, 2),
 )
-
-
-def _clean(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def report_data(
@@ -42,7 +37,7 @@ def report_data(
     def series(key: str) -> dict[str, list[Any]]:
         out = {}
         for name, s in summaries.items():
-            by_start = {w["start_s"]: _clean(w.get(key)) for w in s["windows"]}
+            by_start = {w["start_s"]: w.get(key) for w in s["windows"]}
             out[labels[name]] = [by_start.get(x) for x in xs]
         return out
 
@@ -59,7 +54,7 @@ def report_data(
         "see docs/simulator.md.",
         "columns": [(h.format(metric=metric), key, num, digits) for h, key, num, digits in COLUMNS],
         "rows": [
-            {"label": labels[name], **{k: _clean(s.get(k)) for _, k, _, _ in COLUMNS[1:]}}
+            {"label": labels[name], **{k: s.get(k) for _, k, _, _ in COLUMNS[1:]}}
             for name, s in summaries.items()
         ],
         "xs": xs,
@@ -68,7 +63,7 @@ def report_data(
                 "id": "demand",
                 "title": "Demand (queries/s)",
                 "unit": "q/s",
-                "series": {"demand": [_clean(w.get("demand_qps")) for w in first["windows"]]},
+                "series": {"demand": [w.get("demand_qps") for w in first["windows"]]},
             },
             {
                 "id": "violations",
