@@ -213,3 +213,10 @@ def test_cli_trains_from_a_profiler_work_folder(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "heavy (router bypass)" in res.output
     res = CliRunner().invoke(app, ["router", "train", "--workdir", str(tmp_path)])
     assert res.exit_code == 2 and "needs --prompts" in res.output
+
+
+def test_a_labels_file_takes_no_pair_options(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text("prompt,light,heavy\n" + "a,0,1\n" * 3)
+    args = ["router", "train", "--labels", str(tmp_path / "l.csv"), "--light", "x"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "already holds one pair" in res.output

@@ -61,6 +61,11 @@ def train_command(
     if out is not None:
         check_output_file(out, "--out")
     if labels is not None:
+        if light is not None or heavy is not None:
+            raise HadisError(
+                "--light/--heavy name the pair of the paper data or --workdir; "
+                "a --labels file already holds one pair"
+            )
         data = training.csv_data(labels)
     elif workdir is not None:
         if prompts is None or light is None or heavy is None:

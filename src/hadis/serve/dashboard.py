@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hadis.planner import Plan
 from hadis.serve import panels
 from hadis.serve.listener import ServiceListener
+from hadis.web import jsonable
 
 if TYPE_CHECKING:
     from hadis.serve.prom import ServerMetrics
@@ -55,6 +56,7 @@ class DashboardFeed(ServiceListener):
         self.gallery: deque[dict[str, Any]] | None = deque(maxlen=gallery) if gallery > 0 else None
         self.seq = 0
         self._tick = asyncio.Condition()
+        self._event = ""  # the newest tick's server-sent event
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -67,7 +69,10 @@ class DashboardFeed(ServiceListener):
 
     async def _run(self) -> None:
         while True:
-            self.sample_once(time.time())
+            point = self.sample_once(time.time())
+            # one event per tick, serialised once for every viewer
+            payload = {"seq": self.seq, "point": point, **self.live()}
+            self._event = f"data: {json.dumps(jsonable(payload), separators=(',', ':'))}\n\n"
             async with self._tick:
                 self._tick.notify_all()
             await asyncio.sleep(self.interval_s)
@@ -168,8 +173,7 @@ class DashboardFeed(ServiceListener):
             async with self._tick:
                 await self._tick.wait_for(lambda: self.seq != last)  # noqa: B023
             seq = self.seq
-            payload = {"seq": seq, "point": self.points[-1], **self.live()}
-            yield f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+            yield self._event
 
 
 def _plan_view(plan: Plan) -> dict[str, Any]:
