@@ -26,6 +26,7 @@ from hadis.planner import policy_names
 from hadis.profiles import load_profile
 from hadis.routing.registry import discriminator_names, router_names
 from hadis.serve.executors import executor_names
+from hadis.serve.workers import backend_names
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -36,8 +37,30 @@ def serve_command(
         "demo-cpu",
         help="Bundled profile name or profile file (default: the bundled CPU demo pool).",
     ),
-    workers: int | None = typer.Option(
-        None, help="Workers (device slots), one model each (default: the profile's, else 1)."
+    workers: str | None = typer.Option(
+        None,
+        help="Workers (device slots), one model each (default: the profile's, else 1); "
+        "'auto' (ray backend): as many as the cluster's resources hold, following nodes that "
+        "join.",
+    ),
+    backend: str = typer.Option(
+        "local",
+        help="Where workers run: local (threads of this process) or ray (one actor per "
+        "worker on a Ray cluster; the [ray] extra).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        help="ray backend: the cluster to join ('auto', or HOST:PORT of its head); default: "
+        "start a local Ray instance.",
+    ),
+    ray_namespace: str = typer.Option(
+        "hadis", help="ray backend: namespace of the worker actors (hadis-worker-<i>)."
+    ),
+    worker_cpus: float = typer.Option(1.0, help="ray backend: CPUs each worker reserves."),
+    worker_gpus: float | None = typer.Option(
+        None,
+        help="ray backend: GPUs each worker reserves (fractional: models share a device; "
+        "default: 1 with a cuda --device, else 0).",
     ),
     executor: str | None = typer.Option(
         None,
@@ -109,7 +132,7 @@ def serve_command(
     """
     import uvicorn
 
-    from hadis.serve import ServeConfig, build_app
+    from hadis.serve import ServeConfig, build_app, worker_backend
 
     if not 0 < port < 65536:
         raise HadisError(f"--port must be in 1..65535, got {port}")
@@ -131,8 +154,11 @@ def serve_command(
         raise HadisError("--api-key must not be empty")
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise HadisError(f"--time-scale must be > 0, got {time_scale}")
-    if workers is not None and workers < 1:
-        raise HadisError(f"--workers must be >= 1, got {workers}")
+    n_workers = _parse_workers(workers)
+    if backend not in backend_names():
+        raise HadisError(f"unknown backend {backend!r}; valid: {', '.join(backend_names())}")
+    if backend != "ray" and (n_workers == "auto" or ray_address is not None):
+        raise HadisError("--workers auto and --ray-address need --backend ray")
     if executor is not None and executor not in executor_names():
         valid = ", ".join(executor_names())
         raise HadisError(f"unknown executor {executor!r}; valid: {valid}")
@@ -145,12 +171,44 @@ def serve_command(
                 f"--slo {slo:g}s is below every model's latency "
                 f"(fastest: {fastest.name} at {fastest.latency_s[1]:g}s per image)"
             )
-    workers = workers if workers is not None else defaults.workers or 1
     executor = executor or defaults.executor or "diffusers"
     router = router or defaults.router or "reference"
     discriminator = discriminator or defaults.discriminator or "reference"
+    options: dict = {}
+    if backend == "ray":
+        gpus = worker_gpus if worker_gpus is not None else 1.0 if device.startswith("cuda") else 0.0
+        options = {
+            "address": ray_address,
+            "namespace": ray_namespace,
+            "num_cpus": worker_cpus,
+            "num_gpus": gpus,
+        }
+    pool = worker_backend(
+        prof,
+        backend=backend,
+        executor=executor,
+        discriminator=discriminator,
+        seed=seed,
+        time_scale=time_scale,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+    workers_auto = n_workers == "auto"
+    n: int
+    if workers_auto:
+        n = pool.slots() or 0
+        if n < 1:
+            pool.close()
+            raise HadisError(
+                f"the Ray cluster has no room for a worker ({worker_cpus:g} CPUs, "
+                f"{options['num_gpus']:g} GPUs each)"
+            )
+    else:
+        n = int(n_workers) if n_workers is not None else defaults.workers or 1
     config = ServeConfig(
-        workers=workers,
+        workers=n,
+        elastic=workers_auto,
         slo_s=slo if slo is not None else defaults.slo_s or 60.0,
         policy=policy,
         time_scale=time_scale,
@@ -168,7 +226,8 @@ def serve_command(
 
     def ready() -> None:
         console.print(
-            f"hadis is ready: {prof.name}, {workers} workers ({executor} executor)\n"
+            f"hadis is ready: {prof.name}, {n} workers ({executor} executor, "
+            f"{backend} backend)\n"
             f"  OpenAI base_url: {base}/v1\n"
             f"  metrics:         {base}/metrics\n"
             f"  dashboard:       {base}/dashboard",
@@ -185,6 +244,7 @@ def serve_command(
         device=device,
         dtype=dtype,
         on_ready=ready,
+        backend=pool,
     )
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     err_console.print(f"starting hadis on {base} (loading models) ...")
@@ -198,6 +258,19 @@ def serve_command(
         log_level="warning",
         timeout_graceful_shutdown=max(1, math.ceil(grace)),
     )
+
+
+def _parse_workers(text: str | None) -> int | str | None:
+    """--workers: a count >= 1, 'auto', or None (the profile's)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise HadisError(f"--workers must be a number or 'auto', got {text!r}") from None
+    if n < 1:
+        raise HadisError(f"--workers must be >= 1, got {n}")
+    return n
 
 
 @user_errors

@@ -350,6 +350,14 @@ class Engine:
         w.alive = True
         return self._assign_workers(now, self.plan) if self.plan is not None else _NOTHING
 
+    def add_worker(self) -> int:
+        """A new worker slot (the cluster grew), not alive yet: `worker_back` brings it in
+        once its process is ready. Returns its id."""
+        w = Worker(len(self.workers))
+        w.alive = False
+        self.workers.append(w)
+        return w.wid
+
     def live_workers(self) -> int:
         return sum(1 for w in self.workers if w.alive)
 

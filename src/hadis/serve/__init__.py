@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,16 +13,48 @@ from hadis.engine.quality import QualityTable
 from hadis.profiles import Profile
 from hadis.routing.simple import make_discriminator, make_router
 from hadis.serve.api import create_app
-from hadis.serve.executors import make_executor_factory
+from hadis.serve.executors import ExecutorSettings, executor_factory
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, ServeConfig
+from hadis.serve.workers import WorkerBackend, WorkerSpec, backend_names, make_backend
 
-__all__ = ["LiveService", "ServeConfig", "build_app", "create_app"]
+__all__ = [
+    "LiveService",
+    "ServeConfig",
+    "WorkerBackend",
+    "backend_names",
+    "build_app",
+    "create_app",
+    "worker_backend",
+]
 
 # Every module of this package is imported, so an executor registered in a new file here
 # is found by name (serve/executors.py, register_executor).
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def worker_backend(
+    profile: Profile,
+    *,
+    backend: str = "local",
+    executor: str = "diffusers",
+    discriminator: str = "reference",
+    seed: int = 0,
+    time_scale: float = 1.0,
+    switch_delay_s: float = 3.0,
+    device: str = "cpu",
+    dtype: str = "float32",
+    local_files_only: bool = False,
+    **options: Any,
+) -> WorkerBackend:
+    """Where the workers run (`local`: threads of this process; `ray`: actors on a Ray
+    cluster, `options` being the backend's own: address, namespace, num_cpus, num_gpus)."""
+    settings = ExecutorSettings(
+        profile, time_scale, switch_delay_s, device, dtype, local_files_only
+    )
+    executor_factory(executor, settings)  # an unknown executor or a missing extra: fail here
+    return make_backend(backend, WorkerSpec(executor, settings, discriminator, seed), **options)
 
 
 def build_app(
@@ -35,17 +68,22 @@ def build_app(
     dtype: str = "float32",
     local_files_only: bool = False,
     on_ready: Callable[[], None] | None = None,
+    backend: WorkerBackend | None = None,
 ) -> FastAPI:
-    """The FastAPI app of a live server (the service starts with the app's lifespan)."""
-    factory = make_executor_factory(
-        executor,
-        profile,
-        time_scale=config.time_scale,
-        switch_delay_s=config.switch_delay_s,
-        device=device,
-        dtype=dtype,
-        local_files_only=local_files_only,
-    )
+    """The FastAPI app of a live server (the service starts with the app's lifespan).
+    Workers run on `backend` (default: threads of this process)."""
+    if backend is None:
+        backend = worker_backend(
+            profile,
+            executor=executor,
+            discriminator=discriminator,
+            seed=config.seed,
+            time_scale=config.time_scale,
+            switch_delay_s=config.switch_delay_s,
+            device=device,
+            dtype=dtype,
+            local_files_only=local_files_only,
+        )
     metrics = ServerMetrics(
         config.time_scale,
         config.slo_s,
@@ -55,11 +93,12 @@ def build_app(
     service = LiveService(
         profile,
         config,
-        factory,
+        None,
         make_router(router, config.seed),
         make_discriminator(discriminator, profile, config.seed),
         executor_name=executor,
         listeners=[metrics],
         on_ready=on_ready,
+        backend=backend,
     )
     return create_app(service, metrics)

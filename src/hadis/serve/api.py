@@ -337,8 +337,21 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        workers = service.worker_states()
+        in_service = workers["busy"] + workers["idle"] + workers["switching"]
+        if service.ready and in_service > 0:
+            return JSONResponse({"status": "ready", "workers": workers})
         if service.ready:
-            return JSONResponse({"status": "ready"})
+            return error_response(
+                ApiError(
+                    503,
+                    f"not ready: no worker in service ({workers['restarting']} restarting, "
+                    f"{workers['failed']} failed)",
+                    "service_unavailable",
+                    code="no_workers",
+                    headers={"Retry-After": "2"},
+                )
+            )
         if service.load_errors:
             return error_response(
                 ApiError(
@@ -383,6 +396,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             "router": service.router.name,
             "discriminator": service.discriminator.name,
             "executor": service.executor_name,
+            "backend": service.backend.name,
             "time_scale": service.config.time_scale,
             "slo_s": service.config.slo_s,
             "ready": service.ready,
@@ -395,6 +409,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     "loaded": w.loaded,
                     "busy": w.busy,
                     "switching": w.switching,
+                    "state": service.worker_state(w.wid),
+                    "placement": service.placement(w.wid),
                 }
                 for w in (engine.workers if engine else [])
             ],

@@ -289,7 +289,13 @@ def _instant(s: ExecutorSettings) -> Callable[[], Executor]:
 
 def make_executor_factory(name: str, profile: Profile, **settings: Any) -> Callable[[], Executor]:
     """A callable that builds one executor per worker."""
+    return executor_factory(name, ExecutorSettings(profile, **settings))
+
+
+def executor_factory(name: str, settings: ExecutorSettings) -> Callable[[], Executor]:
+    """A callable that builds one executor per worker, from settings (plain data: a remote
+    worker builds its executor from the same settings)."""
     factory = _EXECUTORS.get(name)
     if factory is None:
         raise HadisError(f"unknown executor {name!r}; valid: {', '.join(_EXECUTORS)}")
-    return factory(ExecutorSettings(profile, **settings))
+    return factory(settings)

@@ -42,7 +42,7 @@ _LATENCY_BUCKETS = (
 )
 
 
-WORKER_STATES = ("busy", "idle", "switching", "failed")
+WORKER_STATES = ("busy", "idle", "switching", "restarting", "failed")
 SERVED_WINDOW_S = 60.0  # real seconds of served queries behind hadis_served_quality
 PLAN_REASONS = ("start", "period", "backlog", "workers")
 

@@ -1,11 +1,12 @@
-"""The engine on a real clock: workers in threads, the controller in the background.
+"""The engine on a real clock: workers behind the worker layer, the controller in the
+background.
 
-Everything that touches the Engine or the Controller runs on the asyncio loop thread; worker
-threads only run executors (one thread per worker = one device slot) and hand results back
-with `call_soon_threadsafe`. The engine's clock is in profile seconds: real elapsed seconds
-divided by `time_scale` (1.0 for real models), so the SLO, re-plan period and switch
-delays keep the profile's units. Planning runs in a thread under a timeout; if it fails or
-times out the last plan stays.
+Everything that touches the Engine or the Controller runs on the asyncio loop thread;
+workers (threads of this process, or Ray actors: serve/workers.py) only run executors, one
+per device slot, and their futures hand results back with `call_soon_threadsafe`. The
+engine's clock is in profile seconds: real elapsed seconds divided by `time_scale` (1.0
+for real models), so the SLO, re-plan period and switch delays keep the profile's units.
+Planning runs in a thread under a timeout; if it fails or times out the last plan stays.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hadis.engine import (
     Controller,
@@ -35,11 +37,17 @@ from hadis.planner import Plan, get_policy
 from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
 from hadis.routing.reference import reference_prompts
-from hadis.serve.executors import Executor, resized_png
+from hadis.serve.executors import Executor
 from hadis.serve.listener import ServiceListener
-
-if TYPE_CHECKING:
-    from hadis.serve.prom import ServerMetrics
+from hadis.serve.prom import WORKER_STATES, ServerMetrics
+from hadis.serve.workers import (
+    BatchJob,
+    BatchResult,
+    ThreadBackend,
+    WorkerBackend,
+    WorkerDied,
+    WorkerHandle,
+)
 
 log = logging.getLogger(__name__)
 QUARANTINE_AFTER = 3  # batches failed in a row before a worker is taken out of service
@@ -73,6 +81,9 @@ class ServeConfig:
     # twice a second)
     watchdog_factor: float = 10.0
     restart_after_s: float = 30.0  # real seconds before a worker out of service restarts
+    # follow the backend's resources: workers are added as the cluster grows (--workers auto)
+    elastic: bool = False
+    membership_s: float = 2.0  # real seconds between looks at the cluster's resources
 
     def __post_init__(self) -> None:
         if any(not k.strip() for k in self.api_keys):
@@ -131,16 +142,23 @@ class LiveService:
         self,
         profile: Profile,
         config: ServeConfig,
-        executor_factory: Callable[[], Executor],
+        executor_factory: Callable[[], Executor] | None,
         router: Router,
         discriminator: Discriminator,
         executor_name: str = "",
         listeners: list[ServiceListener] | None = None,
         on_ready: Callable[[], None] | None = None,
+        backend: WorkerBackend | None = None,
     ) -> None:
+        """Workers run on `backend` (default: threads of this process, each with an
+        executor from `executor_factory`, scored by `discriminator`)."""
+        if backend is None:
+            if executor_factory is None:
+                raise HadisError("a live service needs an executor factory or a backend")
+            backend = ThreadBackend(executor_factory, discriminator)
         self.profile = profile
         self.config = config
-        self.executor_factory = executor_factory
+        self.backend = backend
         self.executor_name = executor_name
         self.router = router
         self.discriminator = discriminator
@@ -151,6 +169,7 @@ class LiveService:
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
         self.load_errors: list[str] = []
         self.failed_workers: set[int] = set()  # load failed, or quarantined (lost)
+        self.restarting: set[int] = set()  # spawned again, not yet ready (or placed)
         self._failures_in_a_row: dict[int, int] = {}  # batches failed since the last success
         # bumped when a worker is taken out of service: late results of its old life are
         # ignored (its thread may still finish a hung batch after the restart)
@@ -162,8 +181,7 @@ class LiveService:
         self._prompt_ids = {p: i for i, p in enumerate(reference_prompts())}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
-        self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
-        self._executors: list[Executor] = []
+        self._handles: list[WorkerHandle | None] = []  # None: being spawned
         self._loading = 0
         self.engine: Engine | None = None
         self.controller: Controller | None = None
@@ -199,14 +217,18 @@ class LiveService:
                 initial_demand_qps=cfg.initial_demand_qps,
             ),
         )
-        self._pools = [
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"hadis-worker-{i}")
-            for i in range(cfg.workers)
-        ]
-        self._executors = [self.executor_factory() for _ in range(cfg.workers)]
+        # spawning may block (a Ray actor's name, a model's first import): off the loop
+        handles = await asyncio.to_thread(
+            lambda: [self.backend.spawn(i) for i in range(cfg.workers)]
+        )
+        for wid, handle in enumerate(handles):
+            self._handles.append(handle)
+            self._watch(wid, handle)
         self._run(self.controller.start(self.now()))
         self._tasks.append(asyncio.create_task(self._control_loop()))
         self._tasks.append(asyncio.create_task(self._watchdog_loop()))
+        if cfg.elastic:
+            self._tasks.append(asyncio.create_task(self._membership_loop()))
         if self._loading == 0 and not self.load_errors:
             self._set_ready()
 
@@ -223,8 +245,7 @@ class LiveService:
             task.cancel()
         if self.engine is not None:
             self.engine.drain(self.now(), DropReason.SHUTDOWN)
-        for pool in self._pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self.backend.close()
         for slot in self._inflight_slots():
             if not slot.future.done():
                 slot.future.set_result(None)
@@ -371,7 +392,10 @@ class LiveService:
                 listener.on_plan_change(now, plan, self._plan_reason)
 
     def worker_state(self, wid: int) -> str:
-        """busy, switching (loading a model), idle, or failed (out of service)."""
+        """busy, switching (loading a model), idle, restarting (replaced, its new process
+        not ready or not placed yet), or failed (out of service)."""
+        if wid in self.restarting:
+            return "restarting"
         if wid in self.failed_workers:
             return "failed"
         engine = self.engine
@@ -379,9 +403,14 @@ class LiveService:
         w = engine.workers[wid]
         return "busy" if w.busy else "switching" if w.switching else "idle"
 
+    def placement(self, wid: int) -> str | None:
+        """Where a worker runs (e.g. a Ray node id); None while it is being spawned."""
+        handle = self._handles[wid] if wid < len(self._handles) else None
+        return handle.placement if handle is not None else None
+
     def worker_states(self) -> dict[str, int]:
         """How many workers are in each state."""
-        out = {"busy": 0, "idle": 0, "switching": 0, "failed": 0}
+        out = dict.fromkeys(WORKER_STATES, 0)
         for w in self.engine.workers if self.engine else []:
             out[self.worker_state(w.wid)] += 1
         return out
@@ -408,16 +437,30 @@ class LiveService:
                 self._switch(c.worker)
 
     def _dispatch(self, d: Dispatch) -> None:
-        executor = self._executors[d.worker]
-        prompts = [q.prompt or "" for q in d.queries]
-        seeds = [q.image_seed for q in d.queries]
+        handle = self._handles[d.worker]
+        assert handle is not None, "the engine dispatched to a worker being spawned"
         # A batch runs at one size: the model's own resolution (what its latency was profiled
         # at); an image asked for at another of the pool's sizes is resized to it after.
         wanted = [q.user.size if isinstance(q.user, Slot) else None for q in d.queries]
         native = self.profile.model(d.model).resolution
         size = native or next((w for w in wanted if w is not None), (64, 64))
+        # the light images of a plan that escalates are scored on the worker
+        score = [
+            (q.prompt_id, q.image_seed)
+            if d.score and q.path == LIGHT and q.pinned is None
+            else None
+            for q in d.queries
+        ]
+        job = BatchJob(
+            d.model,
+            [q.prompt or "" for q in d.queries],
+            [q.image_seed for q in d.queries],
+            size,
+            wanted,
+            score,
+        )
         epoch = self._epoch.get(d.worker, 0)
-        fut = self._pools[d.worker].submit(self._work, executor, d, prompts, seeds, size, wanted)
+        fut = handle.run(job)
         fut.add_done_callback(lambda f: self._post(self._batch_finished, d, f, epoch))
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
@@ -429,27 +472,23 @@ class LiveService:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
 
-    def _work(self, executor: Executor, d: Dispatch, prompts, seeds, size, wanted):
-        """In the worker thread: generate, then, when the engine asks for it (a light batch
-        of a plan that escalates), score the light images here rather than on the loop;
-        images asked for at another size than the batch's are resized here too."""
-        out = executor.generate(d.model, prompts, seeds, size)
-        images = [
-            img if w is None or tuple(w) == tuple(size) else resized_png(img, w)
-            for img, w in zip(out.images, wanted, strict=False)
-        ]
-        confidences: list[float | None] = [None] * len(out.images)
-        if d.score:
-            for i, (q, image) in enumerate(zip(d.queries, out.images, strict=False)):
-                if q.path == LIGHT and q.pinned is None:
-                    confidences[i] = self.discriminator.confidence(
-                        d.model, q.prompt_id, q.image_seed, image
-                    )
-        return images, confidences
+    def _watch(self, wid: int, handle: WorkerHandle) -> None:
+        """A worker that can die on its own (a Ray actor) reports it: lost at once."""
+        death = handle.death()
+        if death is not None:
+            epoch = self._epoch.get(wid, 0)
+            death.add_done_callback(lambda f: self._post(self._died, wid, f, epoch))
+
+    def _died(self, wid: int, fut: concurrent.futures.Future, epoch: int) -> None:
+        if self._epoch.get(wid, 0) != epoch or self.engine is None:
+            return  # an old life of the worker, already replaced
+        detail = str(fut.exception() or "the worker exited")
+        log.error("worker %d died: %s", wid, detail)
+        self._out_of_service(self.now(), wid, detail, restart_after_s=0.0)
 
     async def _watchdog_loop(self, every_s: float = 0.5) -> None:
         """Twice a second: a batch still running after watchdog_factor x its profiled
-        latency (+1 real second) is hung; its worker is taken out of service."""
+        latency (+1 real second) is hung; its worker is killed and replaced."""
         engine = self.engine
         assert engine is not None
         cfg = self.config
@@ -461,8 +500,37 @@ class LiveService:
                     continue
                 expected = self.profile.model(w.loaded).batch_latency_s(len(w.running))
                 if now - w.started_s > expected * cfg.watchdog_factor + 1.0 / cfg.time_scale:
-                    log.error("worker %d: a batch of %s hung; out of service", w.wid, w.loaded)
-                    self._out_of_service(now, w.wid, f"a batch of {w.loaded} hung")
+                    log.error("worker %d: a batch of %s hung; killing it", w.wid, w.loaded)
+                    handle = self._handles[w.wid]
+                    if handle is not None:
+                        handle.kill()
+                    # a killed Ray actor is gone and is replaced at once; an abandoned
+                    # thread is replaced after the restart delay, like a failing worker
+                    self._out_of_service(
+                        now,
+                        w.wid,
+                        f"a batch of {w.loaded} hung",
+                        restart_after_s=0.0 if self.backend.kills_hung else None,
+                    )
+
+    async def _membership_loop(self) -> None:
+        """--workers auto: a worker for every slot the cluster's resources hold; a node that
+        joins adds workers (a node that leaves takes its workers' actors with it: they are
+        lost until there is room to place them again)."""
+        engine, controller = self.engine, self.controller
+        assert engine is not None and controller is not None
+        while True:
+            await asyncio.sleep(self.config.membership_s)
+            try:
+                slots = await asyncio.to_thread(self.backend.slots)
+            except Exception as e:  # the cluster's state is unreadable for now: look again
+                log.warning("cannot read the cluster's resources: %s", e)
+                continue
+            while slots is not None and len(engine.workers) < slots:
+                wid = engine.add_worker()  # alive once its actor is ready (_back)
+                self._handles.append(None)
+                log.warning("the cluster grew: worker %d added", wid)
+                self._respawn(wid)
 
     def _batch_finished(self, d: Dispatch, fut: concurrent.futures.Future, epoch: int) -> None:
         engine = self.engine
@@ -471,13 +539,17 @@ class LiveService:
         if self._epoch.get(d.worker, 0) != epoch:
             return  # the worker was taken out of service since: its batch is queued again
         try:
-            images, confidences = fut.result()
+            result: BatchResult = fut.result()
+        except WorkerDied as e:
+            log.error("worker %d died during a batch of %s: %s", d.worker, d.model, e)
+            self._out_of_service(now, d.worker, str(e), restart_after_s=0.0)
+            return
         except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
             self._worker_failed(now, d.worker, str(e))
             return
         self._failures_in_a_row[d.worker] = 0
-        for q, image, conf in zip(d.queries, images, confidences, strict=False):
+        for q, image, conf in zip(d.queries, result.images, result.confidences, strict=False):
             q.image = image
             if conf is not None:
                 q.confidence = conf
@@ -498,37 +570,79 @@ class LiveService:
         log.error("worker %d failed %d batches in a row; taking it out of service", worker, n)
         self._out_of_service(now, worker, detail)
 
-    def _out_of_service(self, now: float, worker: int, detail: str) -> None:
-        """Quarantine a worker: its batch goes back to the queue, the controller re-plans
-        for the others, and it restarts (a fresh thread and executor) after a while."""
+    def _out_of_service(
+        self, now: float, worker: int, detail: str, restart_after_s: float | None = None
+    ) -> None:
+        """Take a worker out: its batch goes back to the queue (original deadlines), the
+        controller re-plans for the others, and it is replaced after `restart_after_s`
+        real seconds (default: the configured restart delay)."""
         engine, controller = self.engine, self.controller
         assert engine is not None and controller is not None
+        if worker in self.failed_workers:
+            return
         self._epoch[worker] = self._epoch.get(worker, 0) + 1
         self.failed_workers.add(worker)
         self._run(engine.worker_lost(now, worker))
         controller.workers_changed()
-        if engine.live_workers() == 0:
+        if engine.live_workers() == 0 and not self.restarting and restart_after_s != 0.0:
             engine.drain(now, DropReason.FAILED, f"no worker left ({detail})")
         if self._loop is not None:
-            self._loop.call_later(self.config.restart_after_s, self._restart, worker)
+            delay = self.config.restart_after_s if restart_after_s is None else restart_after_s
+            self._loop.call_later(delay, self._restart, worker)
 
     def _restart(self, worker: int) -> None:
-        """Bring a quarantined worker back: a new thread (the old one may be stuck in a
-        hung batch) and a new executor; the plan gives it a model to load."""
-        engine, controller = self.engine, self.controller
-        if engine is None or controller is None or worker not in self.failed_workers:
+        """Replace a worker out of service: a new one (a fresh thread and executor, or a new
+        actor) is spawned; it rejoins the plan once it is ready."""
+        if self.engine is None or worker not in self.failed_workers:
             return
-        self._pools[worker].shutdown(wait=False, cancel_futures=True)
-        self._pools[worker] = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix=f"hadis-worker-{worker}"
-        )
-        self._executors[worker] = self.executor_factory()
         self.failed_workers.discard(worker)
         self._failures_in_a_row[worker] = 0
         self.restarts += 1
-        log.warning("worker %d restarted", worker)
+        log.warning("worker %d restarting", worker)
+        self._respawn(worker)
+
+    def _respawn(self, worker: int) -> None:
+        """Spawn worker `worker` anew (off the loop) and bring it back when it is ready."""
+        self.restarting.add(worker)
+        self._handles[worker] = None
+        epoch = self._epoch[worker] = self._epoch.get(worker, 0) + 1
+        loop = self._loop
+        assert loop is not None
+        spawned = loop.run_in_executor(None, self.backend.spawn, worker)
+        spawned.add_done_callback(functools.partial(self._spawned, worker, epoch))
+
+    def _spawned(self, worker: int, epoch: int, fut: asyncio.Future) -> None:
+        if self._epoch.get(worker) != epoch or self.engine is None:
+            return
+        if fut.exception() is not None:
+            log.error("worker %d could not be spawned: %s", worker, fut.exception())
+            self.restarting.discard(worker)
+            self._out_of_service_again(worker, str(fut.exception()))
+            return
+        handle: WorkerHandle = fut.result()
+        self._handles[worker] = handle
+        self._watch(worker, handle)
+        handle.ready().add_done_callback(lambda f: self._post(self._back, worker, f, epoch))
+
+    def _back(self, worker: int, fut: concurrent.futures.Future, epoch: int) -> None:
+        engine, controller = self.engine, self.controller
+        if self._epoch.get(worker) != epoch or engine is None or controller is None:
+            return
+        self.restarting.discard(worker)
+        if fut.exception() is not None:  # died before it was ready
+            log.error("worker %d did not start: %s", worker, fut.exception())
+            self._out_of_service_again(worker, str(fut.exception()))
+            return
+        handle = self._handles[worker]
+        log.warning("worker %d is back (%s)", worker, handle.placement if handle else "?")
         self._run(engine.worker_back(self.now(), worker))
         controller.workers_changed()
+
+    def _out_of_service_again(self, worker: int, detail: str) -> None:
+        """A replacement that failed to start: tried again after the restart delay."""
+        self.failed_workers.add(worker)
+        if self._loop is not None:
+            self._loop.call_later(self.config.restart_after_s, self._restart, worker)
 
     def _switch(self, worker: int) -> None:
         """A WakeUp means the worker must load its newly assigned model: do it for real."""
@@ -536,10 +650,11 @@ class LiveService:
         assert engine is not None
         target = engine.workers[worker].loading
         assert target is not None, "a WakeUp for a worker with nothing to load"
-        executor = self._executors[worker]
+        handle = self._handles[worker]
+        assert handle is not None, "the engine moved a worker being spawned"
         self._loading += 1
         epoch = self._epoch.get(worker, 0)
-        fut = self._pools[worker].submit(executor.load, target)
+        fut = handle.load(target)
         fut.add_done_callback(lambda f: self._post(self._loaded, worker, target, f, epoch))
 
     def _loaded(
@@ -550,6 +665,10 @@ class LiveService:
             return  # taken out of service while loading
         try:
             seconds = fut.result()
+        except WorkerDied as e:
+            log.error("worker %d died loading %s: %s", worker, model, e)
+            self._out_of_service(self.now(), worker, str(e), restart_after_s=0.0)
+            return
         except Exception as e:
             if self.ready:  # a restarted (or re-planned) worker: out of service, retried
                 log.error("worker %d could not load %s: %s", worker, model, e)

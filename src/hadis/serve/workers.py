@@ -1,0 +1,208 @@
+"""The worker layer: where a worker slot's executor runs (a thread here, a Ray actor in
+`serve/ray_backend.py`), behind one small interface the live service drives.
+
+A worker runs one batch or one model load at a time (the service never sends a second
+before the first has answered). Every call returns a `concurrent.futures.Future`; a future
+that raises `WorkerDied` means the worker itself is gone (its process or node), not that
+the batch failed: the service then treats the worker as lost and spawns it again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hadis.errors import HadisError
+from hadis.routing import Discriminator
+from hadis.routing.registry import make_discriminator
+from hadis.serve.executors import Executor, ExecutorSettings, executor_factory, resized_png
+
+
+class WorkerDied(HadisError):
+    """The worker's process (or its node) is gone; what it was running is lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """One batch as a worker receives it (plain data: it crosses process boundaries)."""
+
+    model: str
+    prompts: list[str]
+    seeds: list[int]
+    size: tuple[int, int]  # the batch's resolution (the model's own)
+    wanted: list[tuple[int, int] | None]  # per image: the size asked for, if another
+    # per image: (prompt id, seed) for the discriminator to score, or None (not scored)
+    score: list[tuple[int | None, int] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    images: list[bytes]  # PNG, one per prompt
+    confidences: list[float | None]
+
+
+def run_batch(executor: Executor, discriminator: Discriminator, job: BatchJob) -> BatchResult:
+    """On the worker: generate, score the light images the engine asked about (on the worker,
+    next to the image, rather than in the API process), resize those asked for at another
+    size."""
+    out = executor.generate(job.model, job.prompts, job.seeds, job.size)
+    confidences: list[float | None] = [None] * len(out.images)
+    for i, (spec, image) in enumerate(zip(job.score, out.images, strict=False)):
+        if spec is not None:
+            confidences[i] = discriminator.confidence(job.model, spec[0], spec[1], image)
+    images = [
+        img if w is None or tuple(w) == tuple(job.size) else resized_png(img, w)
+        for img, w in zip(out.images, job.wanted, strict=False)
+    ]
+    return BatchResult(images, confidences)
+
+
+class WorkerHandle(Protocol):
+    """The service's handle on one worker slot."""
+
+    placement: str  # where it runs, for operators (e.g. "local" or a Ray node id)
+
+    def ready(self) -> concurrent.futures.Future[str]:
+        """Resolves (to its placement) once the worker can take work."""
+        ...
+
+    def load(self, model: str) -> concurrent.futures.Future[float]:
+        """Make `model` the worker's active model; resolves to the seconds it took."""
+        ...
+
+    def run(self, job: BatchJob) -> concurrent.futures.Future[BatchResult]: ...
+
+    def death(self) -> concurrent.futures.Future[None] | None:
+        """A future that raises WorkerDied when the worker dies on its own (None: a worker
+        that cannot, like a thread)."""
+        ...
+
+    def kill(self) -> None:
+        """Stop the worker hard (it hung); calls in flight may never answer."""
+        ...
+
+
+class WorkerBackend(Protocol):
+    """Creates worker slots. `spawn` is called off the event loop (it may block briefly)."""
+
+    name: str
+    # a killed (hung) worker is really stopped, so it can be replaced at once; a thread
+    # cannot be stopped, and is replaced after the restart delay like a failing one
+    kills_hung: bool
+
+    def spawn(self, wid: int) -> WorkerHandle: ...
+
+    def slots(self) -> int | None:
+        """How many workers the resources hold now (None: a fixed pool)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ThreadWorker:
+    """A worker slot in this process: one thread, one executor."""
+
+    placement = "local"
+
+    def __init__(self, wid: int, executor: Executor, discriminator: Discriminator) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"hadis-worker-{wid}"
+        )
+        self._executor = executor
+        self._discriminator = discriminator
+
+    def ready(self) -> concurrent.futures.Future[str]:
+        fut: concurrent.futures.Future[str] = concurrent.futures.Future()
+        fut.set_result(self.placement)
+        return fut
+
+    def load(self, model: str) -> concurrent.futures.Future[float]:
+        return self._pool.submit(self._executor.load, model)
+
+    def run(self, job: BatchJob) -> concurrent.futures.Future[BatchResult]:
+        return self._pool.submit(run_batch, self._executor, self._discriminator, job)
+
+    def death(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        # a thread cannot be stopped: it is abandoned (its late result is ignored)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ThreadBackend:
+    """Workers as threads of the API process (one device, one machine)."""
+
+    name = "local"
+    kills_hung = False
+
+    def __init__(
+        self, executor_factory: Callable[[], Executor], discriminator: Discriminator
+    ) -> None:
+        self.executor_factory = executor_factory
+        self.discriminator = discriminator
+        self._workers: dict[int, ThreadWorker] = {}
+
+    def spawn(self, wid: int) -> ThreadWorker:
+        worker = ThreadWorker(wid, self.executor_factory(), self.discriminator)
+        self._workers[wid] = worker
+        return worker
+
+    def slots(self) -> None:
+        return None
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.kill()
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """All a worker needs to build itself (plain data: a remote worker builds its executor
+    and discriminator from it)."""
+
+    executor: str
+    settings: ExecutorSettings
+    discriminator: str = "reference"
+    seed: int = 0
+
+    def build(self) -> tuple[Executor, Discriminator]:
+        executor = executor_factory(self.executor, self.settings)()
+        return executor, make_discriminator(self.discriminator, self.settings.profile, self.seed)
+
+
+# name -> (spec, backend options -> backend). A backend is one module: register it here by
+# name, and the serve package imports each of its modules.
+BackendFactory = Callable[..., WorkerBackend]
+_BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
+    def deco(factory: BackendFactory) -> BackendFactory:
+        if name in _BACKENDS:
+            raise ValueError(f"backend {name!r} is registered twice")
+        _BACKENDS[name] = factory
+        return factory
+
+    return deco
+
+
+def backend_names() -> list[str]:
+    return list(_BACKENDS)
+
+
+def make_backend(name: str, spec: WorkerSpec, **options: Any) -> WorkerBackend:
+    """The worker backend `name` for workers built from `spec`."""
+    factory = _BACKENDS.get(name)
+    if factory is None:
+        raise HadisError(f"unknown backend {name!r}; valid: {', '.join(_BACKENDS)}")
+    return factory(spec, **options)
+
+
+@register_backend("local")
+def _local(spec: WorkerSpec) -> ThreadBackend:
+    executors = executor_factory(spec.executor, spec.settings)
+    discriminator = make_discriminator(spec.discriminator, spec.settings.profile, spec.seed)
+    return ThreadBackend(executors, discriminator)
