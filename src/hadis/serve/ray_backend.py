@@ -233,4 +233,10 @@ class RayBackend:
 
 @register_backend("ray")
 def _ray_backend(spec: WorkerSpec, **options: Any) -> RayBackend:
+    known = set(RayOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise HadisError(
+            f"unknown ray backend option(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+        )
     return RayBackend(spec, RayOptions(**options))

@@ -183,6 +183,7 @@ class LiveService:
         self._tasks: list[asyncio.Task] = []
         self._handles: list[WorkerHandle | None] = []  # None: being spawned
         self._loading = 0
+        self._closed = False  # stopped: no worker is replaced any more
         self.engine: Engine | None = None
         self.controller: Controller | None = None
 
@@ -245,6 +246,9 @@ class LiveService:
             task.cancel()
         if self.engine is not None:
             self.engine.drain(self.now(), DropReason.SHUTDOWN)
+        self._closed = True
+        for wid in range(len(self._handles)):  # what the workers still report is ignored
+            self._epoch[wid] = self._epoch.get(wid, 0) + 1
         self.backend.close()
         for slot in self._inflight_slots():
             if not slot.future.done():
@@ -593,7 +597,7 @@ class LiveService:
     def _restart(self, worker: int) -> None:
         """Replace a worker out of service: a new one (a fresh thread and executor, or a new
         actor) is spawned; it rejoins the plan once it is ready."""
-        if self.engine is None or worker not in self.failed_workers:
+        if self.engine is None or self._closed or worker not in self.failed_workers:
             return
         self.failed_workers.discard(worker)
         self._failures_in_a_row[worker] = 0
