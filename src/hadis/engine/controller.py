@@ -67,6 +67,7 @@ class Controller:
         self._tick_since = 0.0
         self._measured = False
         self.early_replans = 0
+        self.planned_for = gpus  # workers alive at the last re-plan
         self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
         self._enqueued_at_last = dict(engine.enqueued)
 
@@ -143,6 +144,7 @@ class Controller:
 
         A new plan that moves workers replaces the one in force only when it pays for its
         model switches (planner/hysteresis.py); otherwise the plan in force stays."""
+        self.planned_for = req.gpus
         try:
             plan = self.policy.plan(req)
         except Exception:  # keep serving with the last good plan
