@@ -15,7 +15,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import planner_bench, robustness_bench, router_bench, serve_bench, sim_bench
+from benchmarks import (
+    planner_bench,
+    ray_bench,
+    robustness_bench,
+    router_bench,
+    serve_bench,
+    sim_bench,
+)
 from benchmarks.report import BenchmarkFailed, Figure, machine, print_figures, write_report
 
 SUITES: dict[str, Callable[[bool], list[Figure]]] = {
@@ -24,6 +31,7 @@ SUITES: dict[str, Callable[[bool], list[Figure]]] = {
     "serve": serve_bench.run,
     "router": router_bench.run,
     "robustness": robustness_bench.run,
+    "ray": ray_bench.run,
 }
 
 

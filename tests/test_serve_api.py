@@ -176,14 +176,18 @@ def test_not_ready_is_503(paper_profile):
 
 
 def test_overload_gets_429_quickly_and_nothing_hangs(paper_profile):
-    """5x the capacity for a bounded time: every request ends; excess gets 429 fast."""
+    """5x the most the workers can serve (the fastest model everywhere, at its largest
+    batch) for a bounded time: every request ends; excess gets 429 fast."""
     app = paper_app(
         paper_profile, workers=2, initial_demand_qps=0.05, max_queue=50, time_scale=0.002
     )
 
     async def go(c):
         service = app.state.service
-        cap = sum(service.plan.capacity_qps.values())  # profile q/s
+        fleet = service.config.workers
+        cap = fleet * max(
+            m.max_batch / m.batch_latency_s(m.max_batch) for m in paper_profile.models
+        )
         rate = 5 * cap / service.config.time_scale  # real requests per second
         n = 300
         t0 = asyncio.get_running_loop().time()

@@ -68,11 +68,14 @@ class Controller:
         self._measured = False
         self.early_replans = 0
         self.planned_for = gpus  # workers alive at the last re-plan
+        self.arrivals = 0  # queries observed, admitted or not
         self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
         self._enqueued_at_last = dict(engine.enqueued)
 
-    def observe_arrival(self, now: float) -> None:
-        self._tick_arrivals += 1
+    def observe_arrival(self, now: float, n: int = 1) -> None:
+        """n queries arrived (admitted or not: demand is what arrives, not what is let in)."""
+        self._tick_arrivals += n
+        self.arrivals += n
 
     def tick(self, now: float) -> list[Command]:
         """Called every check_s by a synchronous driver: due -> decide -> adopt."""

@@ -261,32 +261,51 @@ class LiveService:
 
     # ------------------------------------------------------------------ requests
     def admit(self, n: int) -> None:
-        """Raise Rejected when the queue is full or the SLO cannot be met."""
-        engine, plan = self.engine, self.plan
-        if engine is None or plan is None:
+        """Raise Rejected when the queue is full or no path of the plan can start the
+        request in time. A rejected request still counts toward the demand estimate, so the
+        planner scales up under overload instead of planning for what it let in."""
+        engine, plan, controller = self.engine, self.plan, self.controller
+        if engine is None or plan is None or controller is None:
             raise Rejected("not started", 1.0)
         if not self.config.admission:
             return
         queued = sum(len(q) for q in engine.queues.values())
-        drain = self._drain_s(plan)
         if queued + n > self.config.max_queue:
-            raise Rejected(f"queue full ({queued} queued)", drain)
-        fastest = min(plan.path_latency_s.values(), default=0.0)
-        if drain + fastest > self.config.slo_s:
+            controller.observe_arrival(self.now(), n)
+            raise Rejected(f"queue full ({queued} queued)", self._best_wait_s(plan)[0])
+        wait, model = self._best_wait_s(plan)
+        if model is not None and wait + self._latency_s(model) > self.config.slo_s:
+            controller.observe_arrival(self.now(), n)
             raise Rejected(
-                f"the SLO of {self.config.slo_s:g}s cannot be met: the backlog needs "
-                f"{drain:.1f}s to drain",
-                drain,
+                f"the SLO of {self.config.slo_s:g}s cannot be met: the shortest queue needs "
+                f"{wait:.1f}s to drain",
+                wait,
             )
 
-    def _drain_s(self, plan: Plan) -> float:
-        """Profile seconds the current backlog needs at the planned capacity."""
-        worst = 0.0
-        for model, queue in self.engine.queues.items():  # type: ignore[union-attr]
-            if queue:
-                cap = plan.capacity_qps.get(model, 0.0)
-                worst = max(worst, math.inf if cap <= 0 else len(queue) / cap)
-        return worst
+    def _latency_s(self, model: str) -> float:
+        return self.profile.model(model).batch_latency_s(1)
+
+    def _best_wait_s(self, plan: Plan) -> tuple[float, str | None]:
+        """Profile seconds before a new query could start on the quickest model the plan
+        serves (0 where a worker of it is free), and that model. Per path, not the worst
+        queue: a full heavy queue does not turn away requests the light model can take,
+        and an infeasible plan serves what its capacity allows rather than nothing."""
+        engine = self.engine
+        assert engine is not None
+        options = []
+        for model, gpus in plan.gpus.items():
+            if gpus <= 0:
+                continue
+            queue, cap = len(engine.queues[model]), plan.capacity_qps.get(model, 0.0)
+            if engine.free[model] and queue == 0:
+                wait = 0.0
+            else:
+                wait = math.inf if cap <= 0 else queue / cap
+            options.append((wait + self._latency_s(model), wait, model))
+        if not options:
+            return 0.0, None
+        _, wait, model = min(options)
+        return wait, model
 
     def retry_after_real_s(self, err: Rejected) -> int:
         seconds = err.retry_after_s * self.config.time_scale

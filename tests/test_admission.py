@@ -1,0 +1,90 @@
+"""Admission (serve/service.py `admit`): per path rather than the worst queue, never while
+a worker of the plan is free, and every arrival feeds the demand estimate."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hadis.engine import Query
+from hadis.planner import PlanRequest, get_policy
+from hadis.serve import ServeConfig, build_app
+from hadis.serve.service import Rejected
+from tests.test_serve_api import run, with_client
+
+
+def _app(profile, **kw):
+    cfg = ServeConfig(**{"workers": 4, "slo_s": 60.0, "time_scale": 0.005, **kw})
+    return build_app(
+        profile, cfg, executor="profile", router="reference", discriminator="reference"
+    )
+
+
+def _fill(service, model: str, n: int) -> None:
+    """n queries waiting in `model`'s queue (as if routed there)."""
+    import heapq
+
+    now = service.now()
+    for i in range(n):
+        q = Query(10_000 + i, now, None, "x", i)
+        q.model = model
+        heapq.heappush(service.engine.queues[model], (now, q.qid, q))
+
+
+def test_a_full_queue_of_one_model_does_not_block_the_others(paper_profile):
+    async def go(c):
+        service = app.state.service
+        plan = service.plan
+        serving = [m for m, g in plan.gpus.items() if g > 0]
+        assert len(serving) == 2
+        slow, fast = sorted(serving, key=lambda m: -paper_profile.model(m).latency_s[1])
+        _fill(service, slow, 5000)  # needs far longer than the SLO to drain
+        service.admit(1)  # the other model's workers are free: admitted
+        _fill(service, fast, 5000)
+        try:
+            service.admit(1)
+        except Rejected as e:
+            return e
+        return None
+
+    app = _app(paper_profile, initial_demand_qps=3.0, max_queue=100_000)
+    err = run(with_client(app, go))
+    assert err is not None and "shortest queue" in str(err) and err.retry_after_s > 60
+
+
+def test_an_infeasible_plan_still_serves_what_it_can(paper_profile):
+    async def go(c):
+        service = app.state.service
+        engine, controller = service.engine, service.controller
+        req = PlanRequest(paper_profile, 4, 60.0, demand_qps=1000.0)
+        plan = get_policy("hadis").plan(req)
+        assert not plan.feasible
+        service._run(controller.adopt(service.now(), plan))
+        while any(w.switching for w in engine.workers):
+            await asyncio.sleep(0.01)
+        r = await c.post("/v1/images/generations", json={"prompt": "a cat"})
+        return r
+
+    app = _app(paper_profile)
+    r = run(with_client(app, go))
+    assert r.status_code == 200, r.text
+
+
+def test_rejected_requests_count_toward_demand(paper_profile):
+    async def go(c):
+        service = app.state.service
+        before = service.controller.arrivals
+        codes = [
+            (await c.post("/v1/images/generations", json={"prompt": f"p{i}"})).status_code
+            for i in range(5)
+        ]
+        return codes, service.controller.arrivals - before
+
+    # a queue of one query: with a heavy backlog put in first, every request is turned away
+    app = _app(paper_profile, max_queue=1)
+
+    async def full(c):
+        _fill(app.state.service, app.state.service.engine.plan.pair[0], 1)
+        return await go(c)
+
+    codes, counted = run(with_client(app, full))
+    assert codes == [429] * 5 and counted == 5
