@@ -264,6 +264,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                 # the client left or its deadline passed: free its queue slots now
                 service.cancel(futures)
                 gathered.cancel()
+                # its outcome is this error; read it so asyncio does not log it as lost
+                gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
                 if watch in done:
                     outcome = "disconnected"
                     raise ApiError(499, "the client closed the connection", code="cancelled")

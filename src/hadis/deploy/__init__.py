@@ -1,0 +1,1 @@
+"""Deployment entry points for engines that run hadis (Ray Serve)."""
