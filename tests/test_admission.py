@@ -8,7 +8,6 @@ import asyncio
 from hadis.engine import Query
 from hadis.planner import PlanRequest, get_policy
 from hadis.serve import ServeConfig, build_app
-from hadis.serve.service import Rejected
 from tests.test_serve_api import run, with_client
 
 
@@ -25,30 +24,46 @@ def _fill(service, model: str, n: int) -> None:
 
     now = service.now()
     for i in range(n):
-        q = Query(10_000 + i, now, None, "x", i)
+        q = Query(next(service._ids) + 1_000_000, now, None, "x", i)
         q.model = model
         heapq.heappush(service.engine.queues[model], (now, q.qid, q))
 
 
 def test_a_full_queue_of_one_model_does_not_block_the_others(paper_profile):
+    async def post(c, i):
+        return await c.post("/v1/images/generations", json={"prompt": f"p{i}"})
+
     async def go(c):
         service = app.state.service
-        plan = service.plan
-        serving = [m for m, g in plan.gpus.items() if g > 0]
-        assert len(serving) == 2
-        slow, fast = sorted(serving, key=lambda m: -paper_profile.model(m).latency_s[1])
-        _fill(service, slow, 5000)  # needs far longer than the SLO to drain
-        service.admit(1)  # the other model's workers are free: admitted
-        _fill(service, fast, 5000)
-        try:
-            service.admit(1)
-        except Rejected as e:
-            return e
-        return None
+        light, heavy = service.plan.pair
+        assert service.plan.gpus[light] > 0 and service.plan.gpus[heavy] > 0
+        first = []
+        for i in range(12):
+            # a heavy backlog far longer than the SLO (refilled: the engine sheds the part
+            # that cannot make its deadline when it next fills the heavy workers)
+            _fill(service, heavy, 5000 - len(service.engine.queues[heavy]))
+            first.append(await post(c, i))
+        _fill(service, light, 5000)
+        second = [await post(c, 100 + i) for i in range(4)]
+        return light, heavy, first, second
 
-    app = _app(paper_profile, initial_demand_qps=3.0, max_queue=100_000)
-    err = run(with_client(app, go))
-    assert err is not None and "shortest queue" in str(err) and err.retry_after_s > 60
+    # no re-plan during the test (the backlog would trigger one and move the queues)
+    app = _app(
+        paper_profile,
+        initial_demand_qps=3.0,
+        max_queue=100_000,
+        replan_period_s=1e9,
+        check_s=1e9,
+    )
+    light, heavy, first, second = run(with_client(app, go))
+    served = [r for r in first if r.status_code == 200]
+    # the light model took them (the discriminator may still have escalated a few)
+    assert served and all(r.json()["data"][0]["hadis"]["path"] != "direct-heavy" for r in served)
+    for r in first:  # turned away only when routed straight to the heavy model
+        if r.status_code != 200:
+            assert r.status_code == 429 and heavy in r.json()["error"]["message"]
+    assert [r.status_code for r in second] == [429] * 4
+    assert int(second[0].headers["retry-after"]) >= 1
 
 
 def test_an_infeasible_plan_still_serves_what_it_can(paper_profile):

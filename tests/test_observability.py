@@ -27,7 +27,7 @@ BOUNDED_LABELS = {
     "outcome": {"ok", "invalid", "disconnected", "rejected", "not_ready", "shutdown", "error",
                 "timeout", "served", "late", "dropped"},
     "path": {"light", "direct-heavy", "escalated"},
-    "state": {"busy", "idle", "switching", "failed"},
+    "state": {"busy", "idle", "switching", "restarting", "failed"},
     "reason": {"start", "period", "backlog", "workers"},
 }  # fmt: skip
 

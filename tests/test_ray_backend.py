@@ -33,17 +33,18 @@ def _ray_app(
     profile,
     config: ServeConfig,
     executor: str,
-    executor_time_scale: float | None = None,
     router: str = "reference",
     discriminator: str = "reference",
+    chaos=None,
 ):
     backend = worker_backend(
         profile,
         backend="ray",
         executor=executor,
         discriminator=discriminator,
-        time_scale=executor_time_scale or config.time_scale,
+        time_scale=config.time_scale,
         local_files_only=True,
+        chaos=chaos,
         namespace=NS,
         num_cpus=0.1,
     )
@@ -105,16 +106,13 @@ def test_actor_killed_mid_batch_loses_no_request(paper_profile):
 
 
 def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
-    # the workers' executor runs 20x slower than the service expects: every batch "hangs"
+    from hadis.serve.chaos import Chaos
+
+    # worker 0 never finishes a batch (chaos hang:0), and it is the only worker
     cfg = ServeConfig(
         workers=1, slo_s=60.0, time_scale=0.05, watchdog_factor=2.0, initial_demand_qps=0.5
     )
-    app = _ray_app(
-        paper_profile,
-        cfg,
-        "profile",
-        executor_time_scale=1.0,
-    )
+    app = _ray_app(paper_profile, cfg, "profile", chaos=Chaos.parse(["hang:0"]))
 
     async def go():
         async with live(app, ready_timeout_s=60) as client:

@@ -120,6 +120,13 @@ def serve_command(
     restart_after: float = typer.Option(
         30.0, help="Seconds before a worker taken out of service restarts."
     ),
+    chaos: list[str] = typer.Option(
+        [],
+        "--chaos",
+        help="Testing aid, never in production: inject faults (repeatable): fail:WORKER "
+        "(that worker fails every batch), fail-rate:P (every batch fails with probability P), "
+        "hang:WORKER (that worker's batches never finish).",
+    ),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -133,6 +140,7 @@ def serve_command(
     import uvicorn
 
     from hadis.serve import ServeConfig, build_app, worker_backend
+    from hadis.serve.chaos import Chaos
 
     if not 0 < port < 65536:
         raise HadisError(f"--port must be in 1..65535, got {port}")
@@ -183,8 +191,10 @@ def serve_command(
             "num_cpus": worker_cpus,
             "num_gpus": gpus,
         }
+    faults = Chaos.parse(chaos, seed)
     pool = worker_backend(
         prof,
+        chaos=faults,
         backend=backend,
         executor=executor,
         discriminator=discriminator,
@@ -206,6 +216,12 @@ def serve_command(
             )
     else:
         n = int(n_workers) if n_workers is not None else defaults.workers or 1
+    if faults is not None:
+        beyond = sorted(w for w in faults.fail | faults.hang if w >= n)
+        if beyond:
+            pool.close()
+            raise HadisError(f"--chaos names worker {beyond[0]}, but there are {n} (0..{n - 1})")
+        err_console.print(f"chaos on (testing aid): {', '.join(chaos)}")
     config = ServeConfig(
         workers=n,
         elastic=workers_auto,

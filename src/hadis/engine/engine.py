@@ -162,18 +162,29 @@ class Engine:
     # ------------------------------------------------------------------ arrivals
     def submit(self, now: float, q: Query) -> list[Command]:
         """A query arrives: score it, route it, and start batches on free workers."""
+        self.route(q)
+        return self.enqueue(now, q)
+
+    def route(self, q: Query) -> str:
+        """Decide where a new query enters (its pair, path and model) without queueing it:
+        a driver may turn it away on that model's backlog (then `enqueue` is not called)."""
         if self.plan is None:
             raise HadisError("no plan applied yet: call apply_plan first")
-        return self._fill(now, self._route(q))
+        q.model = self._route(q)
+        return q.model
+
+    def enqueue(self, now: float, q: Query) -> list[Command]:
+        """A routed query joins its model's queue; batches start on free workers."""
+        self._enqueue(q, q.model)
+        return self._fill(now, q.model)
 
     def _route(self, q: Query) -> str:
         plan = self.plan
         assert plan is not None
         if q.pinned is not None:
             if plan.gpus.get(q.pinned):
-                model, q.pair, q.path = q.pinned, (q.pinned,), LIGHT
-                self._enqueue(q, model)
-                return model
+                q.pair, q.path = (q.pinned,), LIGHT
+                return q.pinned
             q.pinned = None  # the plan no longer runs that model: route it like any other
         if self._split is not None:
             names, cum = self._split
@@ -195,7 +206,6 @@ class Engine:
                     model, q.path = plan.light, LIGHT
             else:
                 model, q.path = plan.light, LIGHT
-        self._enqueue(q, model)
         return model
 
     def _enqueue(self, q: Query, model: str) -> None:
@@ -493,7 +503,7 @@ class Engine:
                     q.path = LIGHT
                     self._serve(now, q)
             else:
-                self._route(q)
+                self._enqueue(q, self._route(q))
 
     def drain(
         self, now: float, reason: DropReason = DropReason.UNFINISHED, detail: str = ""

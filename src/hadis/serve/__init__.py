@@ -13,6 +13,7 @@ from hadis.engine.quality import QualityTable
 from hadis.profiles import Profile
 from hadis.routing.simple import make_discriminator, make_router
 from hadis.serve.api import create_app
+from hadis.serve.chaos import Chaos
 from hadis.serve.executors import ExecutorSettings, executor_factory
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, ServeConfig
@@ -46,6 +47,7 @@ def worker_backend(
     device: str = "cpu",
     dtype: str = "float32",
     local_files_only: bool = False,
+    chaos: Chaos | None = None,
     **options: Any,
 ) -> WorkerBackend:
     """Where the workers run (`local`: threads of this process; `ray`: actors on a Ray
@@ -54,7 +56,8 @@ def worker_backend(
         profile, time_scale, switch_delay_s, device, dtype, local_files_only
     )
     executor_factory(executor, settings)  # an unknown executor or a missing extra: fail here
-    return make_backend(backend, WorkerSpec(executor, settings, discriminator, seed), **options)
+    spec = WorkerSpec(executor, settings, discriminator, seed, chaos)
+    return make_backend(backend, spec, **options)
 
 
 def build_app(

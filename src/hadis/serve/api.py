@@ -233,6 +233,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             size, model = check(body)
             try:
                 service.admit(body.n)
+                score = await service.prescore(body.prompt)
+                futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             except Rejected as e:
                 outcome = "rejected"
                 raise ApiError(
@@ -242,8 +244,6 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     code="rate_limit_exceeded",
                     headers={"Retry-After": str(service.retry_after_real_s(e))},
                 ) from e
-            score = await service.prescore(body.prompt)
-            futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             deadline = 2 * service.config.slo_s * service.config.time_scale
             gathered = asyncio.gather(*futures)
             # most requests finish quickly: watch for a closed connection only after that

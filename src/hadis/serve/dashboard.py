@@ -130,6 +130,7 @@ class DashboardFeed(ServiceListener):
                     "id": w.wid,
                     "model": w.loading or w.loaded,
                     "state": service.worker_state(w.wid),
+                    "placement": service.placement(w.wid),
                 }
                 for w in (engine.workers if engine else [])
             ],

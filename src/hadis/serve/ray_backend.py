@@ -45,10 +45,10 @@ def _ray() -> Any:
 class WorkerActor:
     """The body of a worker actor (wrapped by `ray.remote` when the backend starts)."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, wid: int) -> None:
         import hadis.serve  # noqa: F401  (registers the executors)
 
-        self._executor, self._discriminator = spec.build()
+        self._executor, self._discriminator = spec.build(wid)
         self._forever = threading.Event()
 
     def node(self) -> str:
@@ -168,6 +168,7 @@ class RayBackend:
         # two threads: one runs a batch or a load, one waits for the actor's death
         self._actor_class = ray.remote(max_concurrency=2, max_restarts=0)(WorkerActor)
         self._workers: dict[int, RayWorker] = {}
+        self._closed = False
 
     def _name(self, wid: int) -> str:
         return f"hadis-worker-{wid}"
@@ -175,6 +176,8 @@ class RayBackend:
     def spawn(self, wid: int) -> RayWorker:
         """A new actor for slot `wid` (its old one, if any, is killed first). Blocks until
         the old one's name is free; never for the new actor's placement."""
+        if self._closed:
+            raise HadisError("the Ray backend is closed")
         name = self._name(wid)
         old = self._workers.pop(wid, None)
         if old is not None:
@@ -195,13 +198,16 @@ class RayBackend:
         deadline = time.monotonic() + NAME_WAIT_S
         while True:
             try:
-                actor = self._actor_class.options(**options).remote(self.spec)
+                actor = self._actor_class.options(**options).remote(self.spec, wid)
                 break
             except ValueError:  # the old actor's name is not released yet
                 if time.monotonic() > deadline:
                     raise HadisError(f"the Ray actor name {name!r} stays taken") from None
                 time.sleep(0.05)
         worker = RayWorker(actor, name)
+        if self._closed:  # closed while this spawn waited for the name
+            worker.kill()
+            raise HadisError("the Ray backend is closed")
         self._workers[wid] = worker
         return worker
 
@@ -222,13 +228,24 @@ class RayBackend:
             fits.append(total.get("CPU", 0.0) / self.options.num_cpus)
         return int(math.floor(min(fits) + 1e-9))
 
-    def close(self) -> None:
-        for worker in self._workers.values():
+    def close(self, wait_s: float = 10.0) -> None:
+        """Kill every worker actor and wait (up to wait_s) until their names are free, so
+        that a server started next in the namespace finds none of them."""
+        self._closed = True
+        workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
             try:
                 worker.kill()
             except Exception as e:  # the cluster went first: nothing left to kill
                 log.debug("could not kill %s: %s", worker.name, e)
-        self._workers.clear()
+        deadline = time.monotonic() + wait_s
+        for worker in workers:
+            try:
+                while self._exists(worker.name) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            except Exception as e:  # Ray itself is gone
+                log.debug("cannot check %s: %s", worker.name, e)
+                return
 
 
 @register_backend("ray")

@@ -249,7 +249,7 @@ class LiveService:
         self._closed = True
         for wid in range(len(self._handles)):  # what the workers still report is ignored
             self._epoch[wid] = self._epoch.get(wid, 0) + 1
-        self.backend.close()
+        await asyncio.to_thread(self.backend.close)
         for slot in self._inflight_slots():
             if not slot.future.done():
                 slot.future.set_result(None)
@@ -261,9 +261,8 @@ class LiveService:
 
     # ------------------------------------------------------------------ requests
     def admit(self, n: int) -> None:
-        """Raise Rejected when the queue is full or no path of the plan can start the
-        request in time. A rejected request still counts toward the demand estimate, so the
-        planner scales up under overload instead of planning for what it let in."""
+        """Raise Rejected when the service cannot take n more queries at all (not started,
+        queue full); whether their path can meet the SLO is checked in `submit`."""
         engine, plan, controller = self.engine, self.plan, self.controller
         if engine is None or plan is None or controller is None:
             raise Rejected("not started", 1.0)
@@ -272,40 +271,27 @@ class LiveService:
         queued = sum(len(q) for q in engine.queues.values())
         if queued + n > self.config.max_queue:
             controller.observe_arrival(self.now(), n)
-            raise Rejected(f"queue full ({queued} queued)", self._best_wait_s(plan)[0])
-        wait, model = self._best_wait_s(plan)
-        if model is not None and wait + self._latency_s(model) > self.config.slo_s:
-            controller.observe_arrival(self.now(), n)
-            raise Rejected(
-                f"the SLO of {self.config.slo_s:g}s cannot be met: the shortest queue needs "
-                f"{wait:.1f}s to drain",
-                wait,
-            )
+            waits = [self.wait_s(m) for m, g in plan.gpus.items() if g > 0]
+            raise Rejected(f"queue full ({queued} queued)", min(waits, default=1.0))
 
-    def _latency_s(self, model: str) -> float:
-        return self.profile.model(model).batch_latency_s(1)
+    def wait_s(self, model: str) -> float:
+        """Profile seconds before a query joining `model`'s queue now could start: 0 with
+        a free worker of it and nothing queued, else its queue at the plan's capacity."""
+        engine, plan = self.engine, self.plan
+        assert engine is not None and plan is not None
+        queue = len(engine.queues[model])
+        if engine.free[model] and queue == 0:
+            return 0.0
+        cap = plan.capacity_qps.get(model, 0.0)
+        return math.inf if cap <= 0 else queue / cap
 
-    def _best_wait_s(self, plan: Plan) -> tuple[float, str | None]:
-        """Profile seconds before a new query could start on the quickest model the plan
-        serves (0 where a worker of it is free), and that model. Per path, not the worst
-        queue: a full heavy queue does not turn away requests the light model can take,
-        and an infeasible plan serves what its capacity allows rather than nothing."""
-        engine = self.engine
-        assert engine is not None
-        options = []
-        for model, gpus in plan.gpus.items():
-            if gpus <= 0:
-                continue
-            queue, cap = len(engine.queues[model]), plan.capacity_qps.get(model, 0.0)
-            if engine.free[model] and queue == 0:
-                wait = 0.0
-            else:
-                wait = math.inf if cap <= 0 else queue / cap
-            options.append((wait + self._latency_s(model), wait, model))
-        if not options:
-            return 0.0, None
-        _, wait, model = min(options)
-        return wait, model
+    def _late_path(self, queries: list[Query]) -> tuple[str, float] | None:
+        """The first routed query whose model cannot start it in time: (model, wait)."""
+        for q in queries:
+            wait = self.wait_s(q.model)
+            if wait + self.profile.model(q.model).batch_latency_s(1) > self.config.slo_s:
+                return q.model, wait
+        return None
 
     def retry_after_real_s(self, err: Rejected) -> int:
         seconds = err.retry_after_s * self.config.time_scale
@@ -331,22 +317,39 @@ class LiveService:
         model: str | None,
         router_score: float | None = None,
     ) -> list[asyncio.Future]:
-        """Queue n queries for the prompt; each future resolves to an Outcome."""
+        """Queue n queries for the prompt; each future resolves to an Outcome. Raises
+        Rejected when the model they were routed to cannot start them within the SLO."""
         engine, controller = self.engine, self.controller
         assert engine is not None and controller is not None and self._loop is not None
         now = self.now()
         pid = self.prompt_id(prompt)
         base_seed = seed if seed is not None else next(self._ids) * 7919
+        queries = [
+            Query(next(self._ids), now, pid, prompt, base_seed + k, model, router_score)
+            for k in range(n)
+        ]
+        controller.observe_arrival(now, n)  # admitted or not: demand is what arrives
+        for q in queries:
+            engine.route(q)
+        # admission per path: the request is turned away only when the model its queries
+        # were routed to cannot start them in time (a full heavy queue does not block what
+        # the light model takes; a free worker always takes work, whatever the plan)
+        late = self._late_path(queries) if self.config.admission else None
+        if late is not None:
+            model, wait = late
+            raise Rejected(
+                f"the SLO of {self.config.slo_s:g}s cannot be met: {model}'s queue needs "
+                f"{wait:.1f}s to drain",
+                wait,
+            )
         futures = []
         cmds = []
-        for k in range(n):
-            q = Query(next(self._ids), now, pid, prompt, base_seed + k, model, router_score)
+        for q in queries:
             slot = Slot(self._loop.create_future(), size)
             q.user = slot
             futures.append(slot.future)
             self._query_of[slot.future] = q
-            controller.observe_arrival(now)
-            cmds.extend(engine.submit(now, q))
+            cmds.extend(engine.enqueue(now, q))
         for listener in self.listeners:
             listener.on_arrival(now, n)
         self._run(cmds)

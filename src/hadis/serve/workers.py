@@ -12,12 +12,15 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hadis.errors import HadisError
 from hadis.routing import Discriminator
 from hadis.routing.registry import make_discriminator
 from hadis.serve.executors import Executor, ExecutorSettings, executor_factory, resized_png
+
+if TYPE_CHECKING:
+    from hadis.serve.chaos import Chaos
 
 
 class WorkerDied(HadisError):
@@ -128,7 +131,11 @@ class ThreadWorker:
         return None
 
     def kill(self) -> None:
-        # a thread cannot be stopped: it is abandoned (its late result is ignored)
+        # a thread cannot be stopped: it is abandoned (its late result is ignored); an
+        # executor that can end a batch early (chaos's hang) is told to
+        release = getattr(self._executor, "release", None)
+        if callable(release):
+            release()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -139,14 +146,21 @@ class ThreadBackend:
     kills_hung = False
 
     def __init__(
-        self, executor_factory: Callable[[], Executor], discriminator: Discriminator
+        self,
+        executor_factory: Callable[[], Executor],
+        discriminator: Discriminator,
+        chaos: Chaos | None = None,
     ) -> None:
         self.executor_factory = executor_factory
         self.discriminator = discriminator
+        self.chaos = chaos
         self._workers: dict[int, ThreadWorker] = {}
 
     def spawn(self, wid: int) -> ThreadWorker:
-        worker = ThreadWorker(wid, self.executor_factory(), self.discriminator)
+        executor = self.executor_factory()
+        if self.chaos is not None:
+            executor = self.chaos.wrap(executor, wid)
+        worker = ThreadWorker(wid, executor, self.discriminator)
         self._workers[wid] = worker
         return worker
 
@@ -167,9 +181,13 @@ class WorkerSpec:
     settings: ExecutorSettings
     discriminator: str = "reference"
     seed: int = 0
+    chaos: Chaos | None = None  # faults on purpose (--chaos; testing aid)
 
-    def build(self) -> tuple[Executor, Discriminator]:
+    def build(self, wid: int) -> tuple[Executor, Discriminator]:
+        """Worker `wid`'s executor and discriminator."""
         executor = executor_factory(self.executor, self.settings)()
+        if self.chaos is not None:
+            executor = self.chaos.wrap(executor, wid)
         return executor, make_discriminator(self.discriminator, self.settings.profile, self.seed)
 
 
@@ -205,4 +223,4 @@ def make_backend(name: str, spec: WorkerSpec, **options: Any) -> WorkerBackend:
 def _local(spec: WorkerSpec) -> ThreadBackend:
     executors = executor_factory(spec.executor, spec.settings)
     discriminator = make_discriminator(spec.discriminator, spec.settings.profile, spec.seed)
-    return ThreadBackend(executors, discriminator)
+    return ThreadBackend(executors, discriminator, spec.chaos)

@@ -49,6 +49,8 @@ function renderLive(live) {
   for (const w of live.workers) {
     const box = text("span", `#${w.id} ${w.model || "–"} · ${w.state}`, `worker ${w.state}`);
     box.dataset.state = w.state;
+    // where a Ray worker runs: its node id, on hover
+    if (w.placement && w.placement !== "local") box.title = `node ${w.placement}`;
     workers.appendChild(box);
   }
   const list = $("timeline");
