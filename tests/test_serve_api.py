@@ -179,7 +179,7 @@ def test_overload_gets_429_quickly_and_nothing_hangs(paper_profile):
     """5x the most the workers can serve (the fastest model everywhere, at its largest
     batch) for a bounded time: every request ends; excess gets 429 fast."""
     app = paper_app(
-        paper_profile, workers=2, initial_demand_qps=0.05, max_queue=50, time_scale=0.002
+        paper_profile, workers=2, initial_demand_qps=0.05, max_queue=50, time_scale=0.01
     )
 
     async def go(c):
@@ -392,11 +392,13 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
     made = []
 
     def factory():  # the first executor made is worker 0's
-        ex = (Broken if not made else ProfileExecutor)(paper_profile, 0.001, 0.0)
+        ex = (Broken if not made else ProfileExecutor)(paper_profile, 0.005, 0.0)
         made.append(ex)
         return ex
 
-    cfg = ServeConfig(workers=4, time_scale=0.001, admission=False, initial_demand_qps=2.0)
+    # time scale 0.005: a deadline of 0.6 real seconds leaves room for the retries of the
+    # batches worker 0 fails (at 0.001, 0.12 s, one request in a few runs missed it)
+    cfg = ServeConfig(workers=4, time_scale=0.005, admission=False, initial_demand_qps=2.0)
     service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
     metrics = ServerMetrics(cfg.time_scale)
     service.listeners.append(metrics)
