@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import typer
@@ -127,6 +128,26 @@ def serve_command(
         "(that worker fails every batch), fail-rate:P (every batch fails with probability P), "
         "hang:WORKER (that worker's batches never finish).",
     ),
+    load_timeout: float = typer.Option(
+        600.0,
+        help="Seconds the first models may take to load (failed loads are retried with "
+        "backoff meanwhile); then the server exits with status 3. 0: wait forever.",
+    ),
+    ssl_keyfile: str | None = typer.Option(None, help="Serve HTTPS: the TLS key file."),
+    ssl_certfile: str | None = typer.Option(None, help="Serve HTTPS: the TLS certificate."),
+    allowed_origins: list[str] = typer.Option(
+        [],
+        "--allowed-origins",
+        help="CORS: a browser origin allowed to call the API (repeatable; '*' for any).",
+    ),
+    timeout_keep_alive: int = typer.Option(
+        5, help="Seconds an idle keep-alive connection stays open."
+    ),
+    limit_concurrency: int | None = typer.Option(
+        None,
+        help="Connections and requests in flight beyond which new ones get 503 (uvicorn's "
+        "plain-text answer; default: no limit).",
+    ),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -156,6 +177,17 @@ def serve_command(
         raise HadisError(f"--restart-after must be >= 0 seconds, got {restart_after}")
     if shutdown_timeout is not None and not 0 <= shutdown_timeout < math.inf:
         raise HadisError(f"--shutdown-timeout must be >= 0 seconds, got {shutdown_timeout}")
+    if not 0 <= load_timeout < math.inf:
+        raise HadisError(f"--load-timeout must be >= 0 seconds, got {load_timeout}")
+    if (ssl_keyfile is None) != (ssl_certfile is None):
+        raise HadisError("--ssl-keyfile and --ssl-certfile go together")
+    for path in (ssl_keyfile, ssl_certfile):
+        if path is not None and not Path(path).is_file():
+            raise HadisError(f"no such file: {path}")
+    if timeout_keep_alive < 1:
+        raise HadisError(f"--timeout-keep-alive must be >= 1, got {timeout_keep_alive}")
+    if limit_concurrency is not None and limit_concurrency < 1:
+        raise HadisError(f"--limit-concurrency must be >= 1, got {limit_concurrency}")
     if max_body_bytes < 1024:
         raise HadisError(f"--max-body-bytes must be >= 1024, got {max_body_bytes}")
     if any(not k.strip() for k in api_key):
@@ -237,6 +269,8 @@ def serve_command(
         gallery=gallery,
         watchdog_factor=watchdog_factor,
         restart_after_s=restart_after,
+        load_timeout_s=load_timeout,
+        allowed_origins=tuple(allowed_origins),
     )
     base = f"http://{host}:{port}"
 
@@ -251,6 +285,7 @@ def serve_command(
             soft_wrap=True,
         )
 
+    servers: list = []  # the uvicorn server, once made (the app's failure stops it)
     app = build_app(
         prof,
         config,
@@ -261,19 +296,33 @@ def serve_command(
         dtype=dtype,
         on_ready=ready,
         backend=pool,
+        on_failed=lambda: setattr(servers[0], "should_exit", True),  # uvicorn stops
     )
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     err_console.print(f"starting hadis on {base} (loading models) ...")
     # SIGTERM: stop accepting, let requests in flight finish (up to the timeout), then the
     # service ends whatever is still queued with an explicit 503
     grace = shutdown_timeout if shutdown_timeout is not None else 2 * config.slo_s * time_scale
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=max(1, math.ceil(grace)),
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=max(1, math.ceil(grace)),
+            timeout_keep_alive=timeout_keep_alive,
+            limit_concurrency=limit_concurrency,
+            ssl_keyfile=ssl_keyfile,
+            ssl_certfile=ssl_certfile,
+        )
     )
+    servers.append(server)
+    server.run()
+    if app.state.service.startup_failed:
+        err_console.print(
+            f"error: the models did not load within {load_timeout:g}s (see the log above)"
+        )
+        raise typer.Exit(3)
 
 
 def _parse_workers(text: str | None) -> int | str | None:

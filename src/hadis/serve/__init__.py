@@ -72,6 +72,7 @@ def build_app(
     local_files_only: bool = False,
     on_ready: Callable[[], None] | None = None,
     backend: WorkerBackend | None = None,
+    on_failed: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The FastAPI app of a live server (the service starts with the app's lifespan).
     Workers run on `backend` (default: threads of this process)."""
@@ -103,5 +104,6 @@ def build_app(
         listeners=[metrics],
         on_ready=on_ready,
         backend=backend,
+        on_failed=on_failed,
     )
     return create_app(service, metrics)

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -156,6 +157,14 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         open_paths=open_paths,
         max_body_bytes=cfg.max_body_bytes,
     )
+    if cfg.allowed_origins:  # outside the guard: browsers' preflights carry no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(RequestIdMiddleware)  # outermost: 401/413 carry a request id too
 
     @app.exception_handler(ApiError)
@@ -358,7 +367,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             return error_response(
                 ApiError(
                     503,
-                    f"not ready: {service.load_errors[-1]}",
+                    f"not ready: {service.load_errors[-1]}; retrying (details in the server log)",
                     "service_unavailable",
                     code="load_failed",
                 )

@@ -40,20 +40,20 @@ class Chaos:
         rate = 0.0
         for spec in specs:
             kind, _, arg = spec.partition(":")
+            if kind not in ("fail", "hang", "fail-rate"):
+                raise HadisError(
+                    f"unknown chaos {spec!r}; valid: fail:WORKER, fail-rate:P, hang:WORKER"
+                )
             try:
                 if kind in ("fail", "hang"):
                     wid = int(arg)
                     if wid < 0:
                         raise ValueError
                     (fail if kind == "fail" else hang).add(wid)
-                elif kind == "fail-rate":
+                else:
                     rate = float(arg)
                     if not 0 <= rate <= 1:
                         raise ValueError
-                else:
-                    raise HadisError(
-                        f"unknown chaos {spec!r}; valid: fail:WORKER, fail-rate:P, hang:WORKER"
-                    )
             except ValueError:
                 raise HadisError(
                     f"bad chaos {spec!r}: fail:/hang: take a worker id >= 0, fail-rate: a "

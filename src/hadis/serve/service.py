@@ -75,12 +75,16 @@ class ServeConfig:
     protect_metrics: bool = False  # /metrics needs a key too (health probes never do)
     max_body_bytes: int = 1 << 20
     docs: bool = False  # /docs and /openapi.json
+    allowed_origins: tuple[str, ...] = ()  # CORS: browser origins allowed to call the API
     gallery: int = 0  # recent requests the dashboard shows (prompts and images); 0: off
     # a batch still running after watchdog_factor x its profiled latency (+1 real second)
     # is hung: its worker is taken out of service like one that keeps failing (checked
     # twice a second)
     watchdog_factor: float = 10.0
     restart_after_s: float = 30.0  # real seconds before a worker out of service restarts
+    # real seconds the first models may take to load (retried meanwhile); then the server
+    # gives up (the CLI exits non-zero); 0: wait forever
+    load_timeout_s: float = 600.0
     # follow the backend's resources: workers are added as the cluster grows (--workers auto)
     elastic: bool = False
     membership_s: float = 2.0  # real seconds between looks at the cluster's resources
@@ -98,6 +102,8 @@ class ServeConfig:
             raise HadisError(f"gallery must be >= 0, got {self.gallery}")
         if not self.watchdog_factor > 1:
             raise HadisError(f"watchdog factor must be > 1, got {self.watchdog_factor}")
+        if not self.load_timeout_s >= 0:
+            raise HadisError(f"load timeout must be >= 0 s, got {self.load_timeout_s}")
         if not self.restart_after_s >= 0:
             raise HadisError(f"restart after must be >= 0 s, got {self.restart_after_s}")
         if self.max_n < 1 or self.max_queue < 1:
@@ -149,6 +155,7 @@ class LiveService:
         listeners: list[ServiceListener] | None = None,
         on_ready: Callable[[], None] | None = None,
         backend: WorkerBackend | None = None,
+        on_failed: Callable[[], None] | None = None,
     ) -> None:
         """Workers run on `backend` (default: threads of this process, each with an
         executor from `executor_factory`, scored by `discriminator`)."""
@@ -164,7 +171,10 @@ class LiveService:
         self.discriminator = discriminator
         self.listeners = listeners or []
         self.on_ready = on_ready
+        self.on_failed = on_failed  # called when the models did not load in time
         self.ready = False
+        self.startup_failed = False
+        self._load_attempts: dict[int, int] = {}
         self._query_of: dict[asyncio.Future, Query] = {}  # queued or running, by future
         self.switch_seconds: list[tuple[int, str, float]] = []  # (worker, model, real s)
         self.load_errors: list[str] = []
@@ -230,6 +240,8 @@ class LiveService:
         self._tasks.append(asyncio.create_task(self._watchdog_loop()))
         if cfg.elastic:
             self._tasks.append(asyncio.create_task(self._membership_loop()))
+        if cfg.load_timeout_s > 0:
+            self._tasks.append(asyncio.create_task(self._startup_deadline()))
         if self._loading == 0 and not self.load_errors:
             self._set_ready()
 
@@ -700,18 +712,53 @@ class LiveService:
                 log.error("worker %d could not load %s: %s", worker, model, e)
                 self._out_of_service(self.now(), worker, f"could not load {model}: {e}")
                 return
-            # at start-up: the worker stays out of service and the server not ready
+            # at start-up: the server stays unready and the load is retried with backoff
+            # (1, 2, 4 ... 30 s) until load_timeout_s; clients and /readyz get the model's
+            # name, the log the error itself (it may hold paths)
             log.error("worker %d could not load %s: %s", worker, model, e)
-            self.load_errors.append(f"worker {worker}: {e}")
+            self.load_errors = [
+                m for m in self.load_errors if not m.startswith(f"worker {worker}:")
+            ]
+            self.load_errors.append(f"worker {worker}: cannot load model {model!r}")
             self.failed_workers.add(worker)
+            attempt = self._load_attempts[worker] = self._load_attempts.get(worker, 0) + 1
+            if self._loop is not None and not self._closed:
+                delay = min(30.0, 2.0 ** (attempt - 1))
+                self._loop.call_later(delay, self._retry_load, worker, epoch)
             return
         self.failed_workers.discard(worker)
+        self._clear_load_error(worker)
         self.switch_seconds.append((worker, model, seconds))
         for listener in self.listeners:
             listener.on_switch(worker, model, seconds)
         self._run(self.engine.worker_ready(self.now(), worker))  # type: ignore[union-attr]
         if self._loading == 0 and not self.load_errors:
             self._set_ready()
+
+    def _clear_load_error(self, worker: int) -> None:
+        self.load_errors = [e for e in self.load_errors if not e.startswith(f"worker {worker}:")]
+
+    def _retry_load(self, worker: int, epoch: int) -> None:
+        """A start-up load failed: try it again (the engine still wants that model)."""
+        engine = self.engine
+        if engine is None or self._closed or self._epoch.get(worker, 0) != epoch:
+            return
+        if engine.workers[worker].loading is not None and self._handles[worker] is not None:
+            log.warning("worker %d: retrying its model load", worker)
+            self._switch(worker)
+
+    async def _startup_deadline(self) -> None:
+        """Give up when the models are not loaded after load_timeout_s real seconds: an
+        orchestrator should see the process fail, not a server that stays unready."""
+        await asyncio.sleep(self.config.load_timeout_s)
+        if not self.ready:
+            self.startup_failed = True
+            log.error(
+                "the models did not load within %gs (--load-timeout); giving up",
+                self.config.load_timeout_s,
+            )
+            if self.on_failed is not None:
+                self.on_failed()
 
     # ------------------------------------------------------------------ control loop
     async def _control_loop(self) -> None:
