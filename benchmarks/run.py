@@ -10,12 +10,14 @@ in a seconds-long configuration (what the test suite does, so a broken benchmark
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    overload_bench,
     planner_bench,
     ray_bench,
     robustness_bench,
@@ -32,6 +34,7 @@ SUITES: dict[str, Callable[[bool], list[Figure]]] = {
     "router": router_bench.run,
     "robustness": robustness_bench.run,
     "ray": ray_bench.run,
+    "overload": overload_bench.run,
 }
 
 
@@ -56,11 +59,29 @@ def run_suites(names: list[str], tiny: bool = False) -> tuple[list[Figure], list
     return figures, failed
 
 
+def merge_report(path: Path, figures: list[Figure], names: list[str]) -> None:
+    """Replace the figures of suites `names` in the report at `path` (the other suites'
+    figures, and their machine line, stay as they were measured)."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if report.get("tiny"):
+        raise SystemExit(f"{path} is a --tiny report: rerun everything instead")
+    kept = [f for f in report["figures"] if f["suite"] not in names]
+    report["figures"] = kept + [f.to_dict() for f in figures]
+    have = set(report["suites"]) | set(names)
+    report["suites"] = [s for s in SUITES if s in have]
+    path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("suites", nargs="*", default=["all"], help=f"all or {', '.join(SUITES)}")
     parser.add_argument("--json", type=Path, help="write the report (machine, figures) here")
     parser.add_argument("--tiny", action="store_true", help="seconds-long configurations")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --json: replace only these suites' figures in the existing report",
+    )
     args = parser.parse_args(argv)
     names = list(SUITES) if "all" in args.suites else args.suites
     unknown = [n for n in names if n not in SUITES]
@@ -72,7 +93,10 @@ def main(argv: list[str]) -> int:
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     )
     figures, failed = run_suites(names, args.tiny)
-    if args.json:
+    if args.json and args.merge and args.json.exists() and not failed:
+        merge_report(args.json, figures, names)
+        print(f"\nreport: {args.json} (merged: {', '.join(names)})")
+    elif args.json:
         write_report(args.json, figures, names, args.tiny)
         print(f"\nreport: {args.json}")
     short = [f for f in figures if f.passed is False]

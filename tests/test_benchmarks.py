@@ -14,7 +14,7 @@ from benchmarks.serve_bench import wrk
 
 
 def _needs(suite: str) -> str | None:
-    if suite == "serve" and shutil.which("wrk") is None:
+    if suite in ("serve", "overload") and shutil.which("wrk") is None:
         return "wrk is not installed (apt-get install wrk; CI installs it)"
     if suite == "ray" and importlib.util.find_spec("ray") is None:
         return "the ray extra is not installed"
