@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -32,6 +33,7 @@ from benchmarks.serve_bench import PATH, SCRIPT, _check_one, _Server
 
 SUITE = "overload"
 CONNECTIONS = 256
+DEADLINE_S = 1.5  # a request's deadline, 2 x SLO 60 s x time scale 0.01, and a margin
 SERVE = [
     "serve", "--profile", "hadis-l40s", "--executor", "profile", "--time-scale", "0.01",
     "--workers", "16", "--router", "reference", "--discriminator", "reference",
@@ -56,6 +58,7 @@ def _rss_mb(pid: int) -> float:
 
 def _load(base: str, seconds: int) -> dict[str, float]:
     """wrk's request count and the server's outcomes over one run."""
+    time.sleep(DEADLINE_S)  # requests of the run before have ended (served or timed out)
     before = _outcomes(base)
     done = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(SCRIPT), f"{base}{PATH}"],

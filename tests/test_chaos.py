@@ -23,7 +23,8 @@ def test_parse():
 
 
 def _app(profile, chaos: list[str], **kw):
-    cfg = ServeConfig(**{"workers": 2, "slo_s": 60.0, "time_scale": 0.005, **kw})
+    # time scale 0.02: a 2.4 s deadline, room for retries on a busy machine
+    cfg = ServeConfig(**{"workers": 2, "slo_s": 60.0, "time_scale": 0.02, **kw})
     backend = worker_backend(
         profile,
         executor="profile",
@@ -49,10 +50,12 @@ def test_a_worker_failing_every_batch_fails_no_request(paper_profile):
 
     async def go(c):
         codes = await _burst(c, 24)
-        return codes, app.state.service
+        return codes, app.state.service, (await c.get("/readyz"))
 
-    codes, service = run(with_client(app, go))
+    codes, service, ready = run(with_client(app, go))
     assert codes == [200] * 24
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["workers"]["failed"] == 1
     assert service.worker_state(0) == "failed" and service.worker_state(1) != "failed"
 
 

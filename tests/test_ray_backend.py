@@ -131,42 +131,10 @@ def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
 
 
 def test_paper_slice_through_ray_matches_the_simulator(paper_profile):
-    import httpx
+    from tests.test_parity import assert_parity, live_and_simulated
 
-    from hadis.serve.loadgen import replay
-    from hadis.sim.simulator import SimConfig, initial_demand, simulate
-    from hadis.sim.trace import Trace, azure_functions
-
-    scale = 0.05
-    full = azure_functions(seed=0)
-    keep = (full.arrival_s >= 1800) & (full.arrival_s < 2100)
-    trace = Trace(full.arrival_s[keep] - 1800, full.prompt_id[keep], name="slice")
-    sim_cfg = SimConfig(gpus=16, slo_s=60.0, seed=0)
-    sim = simulate(paper_profile, trace, "hadis", sim_cfg).summary
-    cfg = ServeConfig(
-        workers=16,
-        slo_s=60.0,
-        time_scale=scale,
-        admission=False,
-        initial_demand_qps=initial_demand(trace, sim_cfg),
+    # the in-process parity test's slice, time scale and tolerances (tests/test_parity.py)
+    served, sim, trace = live_and_simulated(
+        paper_profile, lambda cfg: _ray_app(paper_profile, cfg, "profile")
     )
-    app = _ray_app(paper_profile, cfg, "profile")
-
-    async def go():
-        async with live(app):
-            return await replay(
-                "http://hadis",
-                trace,
-                paper_profile,
-                slo_s=60.0,
-                gpus=16,
-                time_scale=scale,
-                transport=httpx.ASGITransport(app=app),
-            )
-
-    served = asyncio.run(go())
-    assert served["queries"] == sim["queries"] == len(trace)
-    # the in-process parity test's tolerances (tests/test_parity.py)
-    assert abs(served["violation_ratio"] - sim["violation_ratio"]) <= 0.02
-    assert abs(served["quality"] - sim["quality"]) <= 0.025 * sim["quality"]
-    assert served["http_status"].get("200", 0) >= 0.97 * len(trace)
+    assert_parity(served, sim, trace)

@@ -351,7 +351,9 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         workers = service.worker_states()
         in_service = workers["busy"] + workers["idle"] + workers["switching"]
         if service.ready and in_service > 0:
-            return JSONResponse({"status": "ready", "workers": workers})
+            # degraded: serving, with some workers out of service (still 200: it serves)
+            out = workers["restarting"] + workers["failed"]
+            return JSONResponse({"status": "degraded" if out else "ready", "workers": workers})
         if service.ready:
             return error_response(
                 ApiError(
