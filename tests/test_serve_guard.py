@@ -75,3 +75,47 @@ def test_docs_when_asked(paper_profile):
         return await c.get("/openapi.json")
 
     assert run(with_client(app, go)).status_code == 200
+
+
+def test_a_body_that_never_arrives_gets_408(paper_profile):
+    """A client that announces a body and sends none holds nothing past --body-timeout."""
+    import asyncio
+    import json
+
+    from hadis.serve import ServeConfig, build_app
+
+    app = build_app(paper_profile, ServeConfig(workers=1, body_timeout_s=0.2), executor="instant")
+    sent: list[dict] = []
+
+    async def never() -> dict:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/images/generations",
+        "raw_path": b"/v1/images/generations",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("h", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
+
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        await asyncio.wait_for(app(scope, never, send), 5)
+        return loop.time() - t
+
+    took = asyncio.run(go())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if "body" in m))
+    assert start["status"] == 408 and body["error"]["code"] == "request_timeout"
+    assert took < 2

@@ -108,10 +108,15 @@ def serve_command(
         1 << 20, help="Largest request body accepted (larger: 413)."
     ),
     docs: bool = typer.Option(False, "--docs", help="Serve /docs and /openapi.json."),
-    shutdown_timeout: float | None = typer.Option(
-        None,
-        help="On SIGTERM/Ctrl-C: seconds that requests in flight get to finish before the "
-        "rest end with 503 (default: their deadline, 2 x SLO x time scale).",
+    shutdown_timeout: float = typer.Option(
+        30.0,
+        "--drain-timeout",
+        "--shutdown-timeout",
+        help="On SIGTERM/Ctrl-C: seconds that requests in flight and queued get to finish "
+        "before the rest end with 503.",
+    ),
+    body_timeout: float = typer.Option(
+        30.0, help="Seconds a request body may take to arrive (408 beyond)."
     ),
     watchdog_factor: float = typer.Option(
         10.0,
@@ -175,8 +180,10 @@ def serve_command(
         raise HadisError(f"--watchdog-factor must be > 1, got {watchdog_factor}")
     if not 0 <= restart_after < math.inf:
         raise HadisError(f"--restart-after must be >= 0 seconds, got {restart_after}")
-    if shutdown_timeout is not None and not 0 <= shutdown_timeout < math.inf:
-        raise HadisError(f"--shutdown-timeout must be >= 0 seconds, got {shutdown_timeout}")
+    if not 0 <= shutdown_timeout < math.inf:
+        raise HadisError(f"--drain-timeout must be >= 0 seconds, got {shutdown_timeout}")
+    if not 0 < body_timeout < math.inf:
+        raise HadisError(f"--body-timeout must be > 0 seconds, got {body_timeout}")
     if not 0 <= load_timeout < math.inf:
         raise HadisError(f"--load-timeout must be >= 0 seconds, got {load_timeout}")
     if (ssl_keyfile is None) != (ssl_certfile is None):
@@ -270,6 +277,7 @@ def serve_command(
         watchdog_factor=watchdog_factor,
         restart_after_s=restart_after,
         load_timeout_s=load_timeout,
+        body_timeout_s=body_timeout,
         allowed_origins=tuple(allowed_origins),
     )
     base = f"http://{host}:{port}"
@@ -302,7 +310,7 @@ def serve_command(
     err_console.print(f"starting hadis on {base} (loading models) ...")
     # SIGTERM: stop accepting, let requests in flight finish (up to the timeout), then the
     # service ends whatever is still queued with an explicit 503
-    grace = shutdown_timeout if shutdown_timeout is not None else 2 * config.slo_s * time_scale
+    grace = shutdown_timeout
     server = uvicorn.Server(
         uvicorn.Config(
             app,

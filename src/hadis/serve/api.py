@@ -156,6 +156,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
         api_keys=cfg.api_keys,
         open_paths=open_paths,
         max_body_bytes=cfg.max_body_bytes,
+        body_timeout_s=cfg.body_timeout_s,
     )
     if cfg.allowed_origins:  # outside the guard: browsers' preflights carry no key
         app.add_middleware(

@@ -12,6 +12,7 @@ API keys and the request-body limit.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
@@ -58,11 +59,13 @@ class GuardMiddleware:
         api_keys: Iterable[str] = (),
         open_paths: Iterable[str] = HEALTH_PATHS,
         max_body_bytes: int = 1 << 20,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
         self.keys = [k.encode() for k in api_keys]
         self.open_paths = frozenset(open_paths)
         self.max_body = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     def _authorised(self, scope: Scope) -> bool:
         if not self.keys or scope.get("path") in self.open_paths:
@@ -97,8 +100,21 @@ class GuardMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = scope.get("method") in ("POST", "PUT", "PATCH")
+        # the whole body within body_timeout_s: a client that sends less than its
+        # Content-Length (or trickles it) does not hold a connection and a task forever
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while more:
-            message = await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except TimeoutError:
+                await _reply(
+                    send,
+                    408,
+                    f"the request body did not arrive within {self.body_timeout_s:g}s",
+                    "request_timeout",
+                )
+                return
             if message["type"] != "http.request":  # the client went away
                 return
             chunk = message.get("body", b"")

@@ -74,6 +74,7 @@ class ServeConfig:
     api_keys: tuple[str, ...] = ()  # none: no authentication
     protect_metrics: bool = False  # /metrics needs a key too (health probes never do)
     max_body_bytes: int = 1 << 20
+    body_timeout_s: float = 30.0  # a request body must arrive within it (408 beyond)
     docs: bool = False  # /docs and /openapi.json
     allowed_origins: tuple[str, ...] = ()  # CORS: browser origins allowed to call the API
     gallery: int = 0  # recent requests the dashboard shows (prompts and images); 0: off
@@ -92,6 +93,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if any(not k.strip() for k in self.api_keys):
             raise HadisError("an API key must not be empty")
+        if not self.body_timeout_s > 0:
+            raise HadisError(f"body timeout must be > 0 s, got {self.body_timeout_s}")
         if self.max_body_bytes < 1024:
             raise HadisError(f"max body bytes must be >= 1024, got {self.max_body_bytes}")
         if self.workers < 1:
