@@ -22,6 +22,11 @@ def test_builtin_names_and_clear_errors() -> None:
             registry.make_router(spec)
     with pytest.raises(HadisError, match="unknown executor 'gpu'; valid: diffusers"):
         executors.make_executor_factory("gpu", None)
+    from hadis.serve import workers
+
+    assert set(workers.backend_names()) == {"local", "ray"}
+    with pytest.raises(HadisError, match="unknown backend 'k8s'; valid: local, ray"):
+        workers.make_backend("k8s", None)  # type: ignore[arg-type]
 
 
 def test_a_new_router_and_executor_register_by_name(paper_profile) -> None:
@@ -43,4 +48,4 @@ def test_a_new_router_and_executor_register_by_name(paper_profile) -> None:
         assert len(batch.images) == 1
     finally:
         registry._ROUTERS.pop("test-half", None)
-        executors._EXECUTORS.pop("test-instant", None)
+        executors._EXECUTORS.unregister("test-instant")

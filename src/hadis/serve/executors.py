@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from hadis import bundled
 from hadis.errors import HadisError
 from hadis.profiles import Profile
+from hadis.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,21 +255,9 @@ class ExecutorSettings:
 # name -> (settings -> a callable that builds one executor per worker). An executor is one
 # module: register it here by name, and the serve package imports each of its modules.
 ExecutorFactory = Callable[[ExecutorSettings], Callable[[], Executor]]
-_EXECUTORS: dict[str, ExecutorFactory] = {}
-
-
-def register_executor(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
-    def deco(factory: ExecutorFactory) -> ExecutorFactory:
-        if name in _EXECUTORS:
-            raise ValueError(f"executor {name!r} is registered twice")
-        _EXECUTORS[name] = factory
-        return factory
-
-    return deco
-
-
-def executor_names() -> list[str]:
-    return list(_EXECUTORS)
+_EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
+register_executor = _EXECUTORS.register
+executor_names = _EXECUTORS.names
 
 
 @register_executor("diffusers")
@@ -295,7 +284,4 @@ def make_executor_factory(name: str, profile: Profile, **settings: Any) -> Calla
 def executor_factory(name: str, settings: ExecutorSettings) -> Callable[[], Executor]:
     """A callable that builds one executor per worker, from settings (plain data: a remote
     worker builds its executor from the same settings)."""
-    factory = _EXECUTORS.get(name)
-    if factory is None:
-        raise HadisError(f"unknown executor {name!r}; valid: {', '.join(_EXECUTORS)}")
-    return factory(settings)
+    return _EXECUTORS.get(name)(settings)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hadis.errors import HadisError
+from hadis.registry import Registry
 from hadis.routing import Discriminator
 from hadis.routing.registry import make_discriminator
 from hadis.serve.executors import Executor, ExecutorSettings, executor_factory, resized_png
@@ -194,29 +195,14 @@ class WorkerSpec:
 # name -> (spec, backend options -> backend). A backend is one module: register it here by
 # name, and the serve package imports each of its modules.
 BackendFactory = Callable[..., WorkerBackend]
-_BACKENDS: dict[str, BackendFactory] = {}
-
-
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    def deco(factory: BackendFactory) -> BackendFactory:
-        if name in _BACKENDS:
-            raise ValueError(f"backend {name!r} is registered twice")
-        _BACKENDS[name] = factory
-        return factory
-
-    return deco
-
-
-def backend_names() -> list[str]:
-    return list(_BACKENDS)
+_BACKENDS: Registry[BackendFactory] = Registry("backend")
+register_backend = _BACKENDS.register
+backend_names = _BACKENDS.names
 
 
 def make_backend(name: str, spec: WorkerSpec, **options: Any) -> WorkerBackend:
     """The worker backend `name` for workers built from `spec`."""
-    factory = _BACKENDS.get(name)
-    if factory is None:
-        raise HadisError(f"unknown backend {name!r}; valid: {', '.join(_BACKENDS)}")
-    return factory(spec, **options)
+    return _BACKENDS.get(name)(spec, **options)
 
 
 @register_backend("local")
