@@ -108,8 +108,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
 
 def _env_keys() -> list[str]:
     """HADIS_API_KEY, as `hadis serve` reads it (e.g. from a Kubernetes Secret)."""
-    key = os.environ.get("HADIS_API_KEY", "")
-    return [key] if key.strip() else []
+    return os.environ.get("HADIS_API_KEY", "").split()  # several: separated by spaces
 
 
 def app_builder(args: dict[str, Any]) -> Any:
