@@ -66,6 +66,14 @@ def test_demo_pool_images_through_ray_are_the_in_process_images():
         async with live(app) as client:
             r = await generate(client, "a large red square", **body)
             assert r.status_code == 200, r.text
+            service = app.state.service
+            await wait_for(
+                lambda: all(
+                    service.placement(w) not in (None, "pending") for w in range(cfg.workers)
+                ),
+                30,
+                "placements",
+            )
             plan = (await client.get("/v1/plan")).json()
             item = r.json()["data"][0]
             actors = {(a["namespace"], a["name"]) for a in ray.util.list_named_actors(True)}

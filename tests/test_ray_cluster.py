@@ -71,6 +71,12 @@ def test_node_lost_under_load_then_nodes_join(cluster, paper_profile):
         async with live(app) as client:
             service = app.state.service
             engine, controller = service.engine, service.controller
+            # a worker's node is known once its first call answers (it may trail the load)
+            await wait_for(
+                lambda: all(service.placement(w) not in (None, "pending") for w in range(slots)),
+                30,
+                "placements",
+            )
             placements = {service.placement(w) for w in range(slots)}
             # a steady load (about 5 profile q/s), the node removed in the middle of it
             tasks = []
