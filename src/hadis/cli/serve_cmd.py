@@ -27,7 +27,7 @@ from hadis.planner import policy_names
 from hadis.profiles import load_profile
 from hadis.routing.registry import discriminator_names, router_names
 from hadis.serve.executors import executor_names
-from hadis.serve.workers import backend_names
+from hadis.serve.workers import backend_names, default_worker_gpus, worker_count
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -223,7 +223,7 @@ def serve_command(
     discriminator = discriminator or defaults.discriminator or "reference"
     options: dict = {}
     if backend == "ray":
-        gpus = worker_gpus if worker_gpus is not None else 1.0 if device.startswith("cuda") else 0.0
+        gpus = worker_gpus if worker_gpus is not None else default_worker_gpus(device)
         options = {
             "address": ray_address,
             "namespace": ray_namespace,
@@ -244,17 +244,11 @@ def serve_command(
         **options,
     )
     workers_auto = n_workers == "auto"
-    n: int
-    if workers_auto:
-        n = pool.slots() or 0
-        if n < 1:
-            pool.close()
-            raise HadisError(
-                f"the Ray cluster has no room for a worker ({worker_cpus:g} CPUs, "
-                f"{options['num_gpus']:g} GPUs each)"
-            )
-    else:
-        n = int(n_workers) if n_workers is not None else defaults.workers or 1
+    try:
+        n = worker_count(n_workers, pool, defaults.workers or 1)
+    except HadisError:
+        pool.close()
+        raise
     if faults is not None:
         beyond = sorted(w for w in faults.fail | faults.hang if w >= n)
         if beyond:

@@ -18,8 +18,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hadis.errors import HadisError
-
 
 class AppArgs(BaseModel):
     """The application's arguments (`serve run ... key=value` or a config's `args:`)."""
@@ -50,6 +48,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
     """The hadis app with its workers on the Ray cluster this process is connected to."""
     from hadis.profiles import load_profile
     from hadis.serve import ServeConfig, build_app, worker_backend
+    from hadis.serve.workers import default_worker_gpus, worker_count
 
     profile = load_profile(args.profile)
     defaults = profile.serving
@@ -58,7 +57,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
     discriminator = args.discriminator or defaults.discriminator or "reference"
     gpus = args.worker_gpus
     if gpus is None:
-        gpus = 1.0 if args.device.startswith("cuda") else 0.0
+        gpus = default_worker_gpus(args.device)
     backend = worker_backend(
         profile,
         backend="ray",
@@ -72,21 +71,10 @@ def build_fastapi_app(args: AppArgs) -> Any:
         num_cpus=args.worker_cpus,
         num_gpus=gpus,
     )
-    auto = args.workers == "auto"
-    if auto:
-        workers = backend.slots() or 0
-    elif args.workers is None:
-        workers = defaults.workers or 1
-    else:
-        try:
-            workers = int(args.workers)
-        except ValueError:
-            raise HadisError(f"workers must be a number or 'auto', got {args.workers!r}") from None
-    if workers < 1:
-        raise HadisError(f"no worker to run ({workers}); check the cluster's resources")
+    workers = worker_count(args.workers, backend, defaults.workers or 1)
     config = ServeConfig(
         workers=workers,
-        elastic=auto,
+        elastic=args.workers == "auto",
         slo_s=args.slo or defaults.slo_s or 60.0,
         policy=args.policy,
         time_scale=args.time_scale,

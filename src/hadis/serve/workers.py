@@ -210,3 +210,27 @@ def _local(spec: WorkerSpec) -> ThreadBackend:
     executors = executor_factory(spec.executor, spec.settings)
     discriminator = make_discriminator(spec.discriminator, spec.settings.profile, spec.seed)
     return ThreadBackend(executors, discriminator, spec.chaos)
+
+
+def default_worker_gpus(device: str) -> float:
+    """GPUs a worker reserves unless told: one on a cuda device, none on a CPU."""
+    return 1.0 if device.startswith("cuda") else 0.0
+
+
+def worker_count(requested: int | str | None, backend: WorkerBackend, default: int) -> int:
+    """Workers to start: a count, 'auto' (as many as the backend's resources hold), or
+    None (the profile's default)."""
+    if requested == "auto":
+        n = backend.slots() or 0
+        if n < 1:
+            raise HadisError("the cluster has no room for a worker (see --worker-cpus/-gpus)")
+        return n
+    if requested is None:
+        return default
+    try:
+        n = int(requested)
+    except ValueError:
+        raise HadisError(f"workers must be a number or 'auto', got {requested!r}") from None
+    if n < 1:
+        raise HadisError(f"workers must be >= 1, got {n}")
+    return n
