@@ -46,8 +46,8 @@ async def serve_check(device: str) -> dict:
     prompts = [example(7, i)[1] for i in range(32)]
     async with app.router.lifespan_context(app):
         while not app.state.service.ready:
-            if app.state.service.load_errors:
-                raise RuntimeError(app.state.service.load_errors)
+            if app.state.service.workers.load_errors:
+                raise RuntimeError(app.state.service.workers.load_errors)
             await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://h", timeout=60) as c:

@@ -63,7 +63,10 @@ def make_plan(gpus, batch, light, heavy=None, r=0.0, d=0.0, split=None, admissio
 
 
 def drive(engine: Engine, arrivals, plans=(), until=1e9):
-    """Replay (time, prompt_id) arrivals and (time, plan) changes; latencies from profile."""
+    """Replay (time, prompt_id) arrivals and (time, plan) changes; latencies from profile.
+    A driver's duties: it scores queries the plan routes by score before submitting them,
+    and the images of each batch the engine asks it to score (engine.router/discriminator
+    are this file's table scorers)."""
     heap, seq = [], itertools.count()
     events = [(t, 1, ("arrive", qid, pid)) for qid, (t, pid) in enumerate(arrivals)]
     events += [(t, -1, ("plan", p)) for t, p in plans]
@@ -75,20 +78,28 @@ def drive(engine: Engine, arrivals, plans=(), until=1e9):
         for c in cmds:
             if isinstance(c, Dispatch):
                 dur = engine.profile.model(c.model).batch_latency_s(len(c.queries))
-                heapq.heappush(heap, (now + dur, 0, next(seq), ("done", c.worker)))
+                confidences = [
+                    engine.discriminator.confidence(c.model, q.prompt_id, q.image_seed)
+                    if scored
+                    else None
+                    for q, scored in zip(c.queries, c.scored(), strict=True)
+                ]
+                heapq.heappush(heap, (now + dur, 0, next(seq), ("done", c.worker, confidences)))
             else:
-                heapq.heappush(heap, (c.at_s, 0, next(seq), ("wake", c.worker)))
+                heapq.heappush(heap, (now + c.expected_s, 0, next(seq), ("wake", c.worker)))
 
     while heap and heap[0][0] <= until:
         now, _, _, e = heapq.heappop(heap)
         if e[0] == "arrive":
             q = Query(e[1], now, e[2])
+            if engine.routes_by_score:
+                q.router_score = engine.router.score(q.prompt_id, q.prompt)
             queries.append(q)
             run(now, engine.submit(now, q))
         elif e[0] == "plan":
             run(now, engine.apply_plan(now, e[1]))
         elif e[0] == "done":
-            run(now, engine.batch_done(now, e[1]))
+            run(now, engine.batch_done(now, e[1], e[2]))
         else:
             run(now, engine.worker_ready(now, e[1]))
     return queries

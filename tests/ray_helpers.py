@@ -21,8 +21,8 @@ async def live(app, ready_timeout_s: float = 120.0) -> AsyncIterator[httpx.Async
         service = app.state.service
         deadline = time.monotonic() + ready_timeout_s
         while not service.ready:
-            if service.load_errors:
-                raise RuntimeError(service.load_errors)
+            if service.workers.load_errors:
+                raise RuntimeError(service.workers.load_errors)
             if time.monotonic() > deadline:
                 raise TimeoutError("the service did not become ready")
             await asyncio.sleep(0.05)

@@ -73,7 +73,7 @@ def test_an_infeasible_plan_still_serves_what_it_can(paper_profile):
         req = PlanRequest(paper_profile, 4, 60.0, demand_qps=1000.0)
         plan = get_policy("hadis").plan(req)
         assert not plan.feasible
-        service._run(controller.adopt(service.now(), plan))
+        service.run(controller.adopt(service.now(), plan))
         while any(w.switching for w in engine.workers):
             await asyncio.sleep(0.01)
         r = await c.post("/v1/images/generations", json={"prompt": "a cat"})

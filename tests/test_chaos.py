@@ -56,7 +56,10 @@ def test_a_worker_failing_every_batch_fails_no_request(paper_profile):
     assert codes == [200] * 24
     assert ready.status_code == 200 and ready.json()["status"] == "degraded"
     assert ready.json()["workers"]["failed"] == 1
-    assert service.worker_state(0) == "failed" and service.worker_state(1) != "failed"
+    assert (
+        service.snapshot().engine.workers[0].status == "failed"
+        and service.snapshot().engine.workers[1].status != "failed"
+    )
 
 
 def test_random_batch_failures_are_retried(paper_profile):
@@ -80,4 +83,6 @@ def test_a_hanging_worker_is_reaped_and_its_requests_served(paper_profile):
 
     codes, service = run(with_client(app, go))
     assert codes == [200] * 8
-    assert service.worker_state(0) == "failed"  # out of service until --restart-after
+    assert (
+        service.snapshot().engine.workers[0].status == "failed"
+    )  # out of service until --restart-after

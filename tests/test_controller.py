@@ -1,14 +1,14 @@
 import pytest
 
+from hadis.core.query import Query
 from hadis.engine import (
     Controller,
     ControllerConfig,
     Engine,
     EngineConfig,
+    LoadModel,
     MetricsRecorder,
-    WakeUp,
 )
-from hadis.engine.query import Query
 from hadis.planner import HadisPolicy
 from tests.engine_helpers import TableDiscriminator, TableRouter
 
@@ -84,11 +84,11 @@ def test_failed_planner_keeps_last_plan(setup):
 def test_backlog_triggers_an_early_replan(setup):
     engine, policy, ctl = setup
     for c in ctl.start(0.0):  # the first models load (an early re-plan waits for that)
-        if isinstance(c, WakeUp):
-            engine.worker_ready(c.at_s, c.worker)
+        if isinstance(c, LoadModel):
+            engine.worker_ready(c.expected_s, c.worker)
     for i in range(400):  # a burst far beyond the plan's capacity
         ctl.observe_arrival(1.0)
-        engine.submit(1.0, Query(i, 1.0, 0))
+        engine.submit(1.0, Query(i, 1.0, 0, router_score=0.0))
     ctl.tick(10.0)
     assert ctl.early_replans == 1 and len(policy.requests) == 2
     assert policy.requests[-1].queue  # the planner saw the queues
@@ -99,6 +99,6 @@ def test_no_early_replan_while_workers_load(setup):
     ctl.start(0.0)  # switches started, not finished: workers are loading
     for i in range(400):
         ctl.observe_arrival(1.0)
-        engine.submit(1.0, Query(i, 1.0, 0))
+        engine.submit(1.0, Query(i, 1.0, 0, router_score=0.0))
     ctl.tick(10.0)
     assert ctl.early_replans == 0 and len(policy.requests) == 1

@@ -69,7 +69,7 @@ def test_demo_pool_images_through_ray_are_the_in_process_images():
             service = app.state.service
             await wait_for(
                 lambda: all(
-                    service.placement(w) not in (None, "pending") for w in range(cfg.workers)
+                    service.workers.placement(w) not in (None, "pending") for w in range(cfg.workers)
                 ),
                 30,
                 "placements",
@@ -101,16 +101,20 @@ def test_actor_killed_mid_batch_loses_no_request(paper_profile):
                 lambda: any(w.busy for w in service.engine.workers), 30, "a batch to start"
             )
             victim = next(w.wid for w in service.engine.workers if w.busy)
-            before = service.placement(victim)
+            before = service.workers.placement(victim)
             ray.kill(ray.get_actor(f"hadis-worker-{victim}", namespace=NS))
             results = await asyncio.gather(*tasks)
-            await wait_for(lambda: service.worker_state(victim) != "restarting", 60, "restart")
+            await wait_for(
+                lambda: service.snapshot().engine.workers[victim].status != "restarting",
+                60,
+                "restart",
+            )
             return results, service, victim, before
 
     results, service, victim, before = asyncio.run(go())
     assert all(r.status_code == 200 for r in results), [r.status_code for r in results]
-    assert service.restarts >= 1 and service.engine.workers[victim].alive
-    assert service.placement(victim) == before  # one node: the new actor runs there too
+    assert service.workers.restarts >= 1 and service.engine.workers[victim].alive
+    assert service.workers.placement(victim) == before  # one node: the new actor runs there too
 
 
 def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
@@ -127,7 +131,7 @@ def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
             service = app.state.service
             first = ray.get_actor("hadis-worker-0", namespace=NS)
             task = generate(client, "a cat")
-            await wait_for(lambda: service.restarts >= 1, 60, "the watchdog")
+            await wait_for(lambda: service.workers.restarts >= 1, 60, "the watchdog")
             r = await task
             return r, first, service
 
@@ -135,7 +139,7 @@ def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(first.node.remote(), timeout=30)  # the hung actor was killed
     assert explicit_end(r) and r.status_code != 200  # the deadline passed: an explicit error
-    assert service.restarts >= 1
+    assert service.workers.restarts >= 1
 
 
 def test_paper_slice_through_ray_matches_the_simulator(paper_profile):

@@ -73,11 +73,11 @@ def test_node_lost_under_load_then_nodes_join(cluster, paper_profile):
             engine, controller = service.engine, service.controller
             # a worker's node is known once its first call answers (it may trail the load)
             await wait_for(
-                lambda: all(service.placement(w) not in (None, "pending") for w in range(slots)),
+                lambda: all(service.workers.placement(w) not in (None, "pending") for w in range(slots)),
                 30,
                 "placements",
             )
-            placements = {service.placement(w) for w in range(slots)}
+            placements = {service.workers.placement(w) for w in range(slots)}
             # a steady load (about 5 profile q/s), the node removed in the middle of it
             tasks = []
             t0 = time.monotonic()
@@ -105,5 +105,5 @@ def test_node_lost_under_load_then_nodes_join(cluster, paper_profile):
     ok = sum(r.status_code == 200 for r in results)
     assert ok >= 0.9 * len(results), [r.status_code for r in results]
     assert lost["live"] == 4 and lost["plan"] <= 4  # re-planned for the workers left
-    assert len(service.engine.workers) == 8 and service.restarts >= 2
+    assert len(service.engine.workers) == 8 and service.workers.restarts >= 2
     assert after.status_code == 200

@@ -248,7 +248,7 @@ def test_failed_model_load_keeps_server_not_ready(paper_profile):
         async with app.router.lifespan_context(app):
             service = app.state.service
             for _ in range(3000):  # importing diffusers can take seconds
-                if service.load_errors:
+                if service.workers.load_errors:
                     break
                 await asyncio.sleep(0.01)
             transport = httpx.ASGITransport(app=app)
@@ -363,11 +363,12 @@ def test_images_come_back_at_the_size_each_request_asked_for(paper_profile):
 
 
 def test_every_drop_reason_has_one_http_answer():
+    from hadis.core import DROP_ANSWERS
     from hadis.engine import DropReason
-    from hadis.serve.api import DROP_ERRORS, drop_error
+    from hadis.serve.api import drop_error
     from hadis.serve.service import Outcome
 
-    assert set(DROP_ERRORS) == set(DropReason)
+    assert set(DROP_ANSWERS) == set(DropReason)
 
     def failed(reason, detail=""):
         return Outcome(False, None, "m", "light", ("m",), None, None, 0.0, 1.0, reason, detail)
@@ -387,7 +388,8 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
     from hadis.serve.api import create_app
     from hadis.serve.executors import ProfileExecutor
     from hadis.serve.prom import ServerMetrics
-    from hadis.serve.service import QUARANTINE_AFTER, LiveService
+    from hadis.serve.service import LiveService
+    from hadis.serve.supervisor import QUARANTINE_AFTER
 
     class Broken(ProfileExecutor):
         def generate(self, model, prompts, seeds, size):
@@ -420,8 +422,8 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
 
     codes, exposition = run(with_client(app, go))
     assert codes == [200] * 32
-    assert service.failed_workers == {0} and not service.engine.workers[0].alive
-    assert service._failures_in_a_row[0] == QUARANTINE_AFTER
+    assert service.workers.failed == {0} and not service.engine.workers[0].alive
+    assert service.workers._failures_in_a_row[0] == QUARANTINE_AFTER
     assert sum(service.plan.gpus.values()) <= 3
     assert 'hadis_workers{state="failed"} 1.0' in exposition
 
@@ -472,5 +474,5 @@ def test_a_hung_batch_is_reaped_its_requests_served_elsewhere_and_the_worker_res
     finally:
         stuck.set()
     assert r.status_code == 200, r.text
-    assert service.restarts == 1 and not service.failed_workers
+    assert service.workers.restarts == 1 and not service.workers.failed
     assert service.engine.workers[0].alive and len(made) == 3

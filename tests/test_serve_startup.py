@@ -54,7 +54,7 @@ def test_a_failed_load_is_retried_until_it_loads(paper_profile):
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
-                while not service.load_errors:
+                while not service.workers.load_errors:
                     await asyncio.sleep(0.01)
                 unready = await c.get("/readyz")
                 deadline = time.monotonic() + 20
@@ -68,7 +68,7 @@ def test_a_failed_load_is_retried_until_it_loads(paper_profile):
     assert "cannot load model" in message and "retrying" in message
     assert "secret" not in message and "fire" not in message  # no internals
     assert ready.status_code == 200 and service.loads["n"] == 3  # two failures, then loaded
-    assert not service.load_errors and not service.startup_failed
+    assert not service.workers.load_errors and not service.startup_failed
 
 
 def test_the_server_gives_up_after_the_load_timeout(paper_profile):

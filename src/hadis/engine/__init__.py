@@ -1,21 +1,12 @@
 """The clock-agnostic data plane shared by the simulator and the server."""
 
-from hadis.engine.controller import Controller, ControllerConfig
-from hadis.engine.engine import Engine, EngineConfig, EngineListener, NullListener
+from hadis.core.commands import Command, Dispatch, LoadModel
+from hadis.core.config import ControllerConfig, EngineConfig
+from hadis.core.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, DropReason, Query
+from hadis.engine.controller import Controller
+from hadis.engine.engine import Engine, EngineListener, NullListener
 from hadis.engine.metrics import MetricsRecorder, summarize
 from hadis.engine.quality import QualityTable
-from hadis.engine.query import (
-    DIRECT,
-    DROPPED,
-    ESCALATED,
-    LIGHT,
-    SERVED,
-    Command,
-    Dispatch,
-    DropReason,
-    Query,
-    WakeUp,
-)
 
 __all__ = [
     "DIRECT",
@@ -31,10 +22,10 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "EngineListener",
+    "LoadModel",
     "MetricsRecorder",
     "NullListener",
     "QualityTable",
     "Query",
-    "WakeUp",
     "summarize",
 ]

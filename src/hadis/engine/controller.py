@@ -13,35 +13,15 @@ stays in force.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
+from hadis.core.commands import Command
+from hadis.core.config import ControllerConfig
 from hadis.engine.engine import Engine
-from hadis.engine.query import Command
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
 from hadis.planner.hysteresis import worth_switching
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    period_s: float = 50.0  # re-plan period
-    check_s: float = 10.0  # how often tick() looks for overload (early re-plan)
-    backlog_fraction: float = 0.2  # early re-plan when a queue needs > this x SLO to drain
-    ewma_alpha: float = 0.35  # per check_s tick (time constant ~ 25 s)
-    initial_demand_qps: float = 1.0  # demand assumed before anything was measured
-    overprovision: float = 1.05
-
-    def __post_init__(self) -> None:
-        if not self.period_s > 0:
-            raise HadisError(f"re-plan period must be > 0 seconds, got {self.period_s}")
-        if not 0 < self.check_s <= self.period_s:
-            raise HadisError(f"check interval must be in (0, period], got {self.check_s}")
-        if not 0 < self.ewma_alpha <= 1:
-            raise HadisError(f"ewma alpha must be in (0, 1], got {self.ewma_alpha}")
-        if self.initial_demand_qps < 0:
-            raise HadisError(f"initial demand must be >= 0, got {self.initial_demand_qps}")
 
 
 class Controller:

@@ -1,11 +1,13 @@
 """The data plane: an event-driven core with no clock of its own.
 
 Drivers (the simulator's virtual clock, the server's real one) call
-  submit(now, query)        a query arrives
-  batch_done(now, worker)   a worker finished the batch it was given
-  worker_ready(now, worker) a model switch finished (asked for by a WakeUp command)
-  apply_plan(now, plan)     the controller chose a new plan
-and each returns the commands to carry out: Dispatch (run a batch now) and WakeUp.
+  submit(now, query)                     a query arrives (scored by the router already)
+  batch_done(now, worker, confidences)   a worker finished the batch it was given
+  worker_ready(now, worker)              a model load finished (asked for by LoadModel)
+  apply_plan(now, plan)                  the controller chose a new plan
+and each returns the commands to carry out (hadis.core.commands): Dispatch (run a batch
+now, scoring the images it says) and LoadModel. The engine never runs a model, a router or
+a discriminator: scores come in with the queries and the batch results.
 
 Rules: the router sends the top-r fraction of prompts straight to heavy, the rest queue for
 light; each model's queue is served earliest-deadline-first (one SLO for all, so oldest
@@ -13,7 +15,7 @@ arrival first: an escalated query goes ahead of later direct-heavy ones); a free
 takes up to its batch size at once (greedy, no waiting); a query whose estimated finish
 exceeds drop_factor x SLO is dropped before execution; after a light batch the
 discriminator escalates the bottom-d fraction to the heavy queue. Workers the plan doesn't
-use go idle; a worker that must load another model serves nothing for switch_delay_s.
+use go idle; a worker that must load another model serves nothing until it is loaded.
 """
 
 from __future__ import annotations
@@ -23,45 +25,28 @@ import heapq
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
-from hadis.engine.query import (
+from hadis.core.commands import Command, Dispatch, LoadModel, may_escalate
+from hadis.core.config import EngineConfig
+from hadis.core.cuts import DiscriminatorCut, RouterCut
+from hadis.core.plan import Plan
+from hadis.core.query import (
     DIRECT,
     DROPPED,
     ESCALATED,
     LIGHT,
     PENDING,
     SERVED,
-    Command,
-    Dispatch,
     DropReason,
     Query,
-    WakeUp,
 )
+from hadis.core.snapshot import EngineSnapshot, WorkerView
 from hadis.errors import HadisError
-from hadis.planner import Plan
 from hadis.profiles import Profile
-from hadis.routing import Discriminator, Router
 
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    slo_s: float
-    drop_factor: float = 1.5  # drop before execution if est. finish > drop_factor x SLO
-    switch_delay_s: float = 3.0  # a worker loading another model serves nothing meanwhile
-    seed: int = 0  # for split (Proteus) routing
-    max_retries: int = 1  # a query whose batch failed runs again this many times
-
-    def __post_init__(self) -> None:
-        if not self.slo_s > 0:
-            raise HadisError(f"slo must be > 0 seconds, got {self.slo_s}")
-        if not self.drop_factor > 0:
-            raise HadisError(f"drop factor must be > 0, got {self.drop_factor}")
-        if self.switch_delay_s < 0:
-            raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
-        if self.max_retries < 0:
-            raise HadisError(f"max retries must be >= 0, got {self.max_retries}")
+__all__ = ["Engine", "EngineConfig", "EngineListener", "NullListener"]
 
 
 _NOTHING: list[Command] = []  # shared empty result; callers only iterate over it
@@ -103,6 +88,7 @@ class Worker:
         "switching",
         "running",
         "started_s",
+        "scored",
         "alive",
     )
 
@@ -116,6 +102,7 @@ class Worker:
         self.switching = False
         self.running: list[Query] = []
         self.started_s = 0.0
+        self.scored = False  # its running batch's images are scored (it may escalate)
         self.alive = True  # False: lost (died, quarantined) until worker_back
 
 
@@ -125,8 +112,8 @@ class Engine:
         profile: Profile,
         workers: int,
         config: EngineConfig,
-        router: Router,
-        discriminator: Discriminator,
+        router: RouterCut,
+        discriminator: DiscriminatorCut,
         listener: EngineListener | None = None,
     ) -> None:
         if workers < 1:
@@ -160,8 +147,14 @@ class Engine:
         self._pair: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ arrivals
+    @property
+    def routes_by_score(self) -> bool:
+        """The plan in force routes queries by their router score: a driver must score
+        each query before it submits it (Query.router_score)."""
+        return self._routes and math.isfinite(self._router_cut)
+
     def submit(self, now: float, q: Query) -> list[Command]:
-        """A query arrives: score it, route it, and start batches on free workers."""
+        """A query arrives: route it, and start batches on free workers."""
         self.route(q)
         return self.enqueue(now, q)
 
@@ -178,7 +171,7 @@ class Engine:
         self._enqueue(q, q.model)
         return self._fill(now, q.model)
 
-    def _route(self, q: Query) -> str:
+    def _route(self, q: Query, migrating: bool = False) -> str:
         plan = self.plan
         assert plan is not None
         if q.pinned is not None:
@@ -198,8 +191,16 @@ class Engine:
             q.pair = self._pair
             if self._routes:
                 score = q.router_score
-                if score is None:
-                    score = q.router_score = self.router.score(q.prompt_id, q.prompt)
+                if score is None and math.isfinite(self._router_cut):
+                    if not migrating:
+                        raise HadisError(
+                            f"query {q.qid} has no router score: the plan routes by score, "
+                            "so the driver must score queries before submitting them"
+                        )
+                    # it arrived under a plan that did not route (unscored): it stays light
+                    score = -math.inf
+                elif score is None:  # the cut sends all (-inf) or none (+inf) to heavy
+                    score = 0.0
                 if score > self._router_cut:
                     model, q.path = plan.heavy, DIRECT  # type: ignore[assignment]
                 else:
@@ -229,10 +230,11 @@ class Engine:
             w.busy = True
             w.running = batch
             w.started_s = now
+            w.scored = model == self._scored_model
             for q in batch:
                 if q.start_s is None:
                     q.start_s = now
-            out.append(Dispatch(w.wid, model, batch, model == self._scored_model))
+            out.append(Dispatch(w.wid, model, batch, w.scored))
         return out
 
     def _take(
@@ -264,38 +266,50 @@ class Engine:
         self.listener.on_query_done(q)
 
     # ------------------------------------------------------------------ completions
-    def batch_done(self, now: float, worker: int) -> list[Command]:
+    def batch_done(
+        self, now: float, worker: int, confidences: Sequence[float | None] | None = None
+    ) -> list[Command]:
         """The worker's batch finished: escalate or serve each query, then refill.
 
-        A light query's `confidence` is the discriminator's score of its image when the
-        driver scored it (Dispatch.score); otherwise the engine asks the discriminator."""
+        confidences: the discriminator's score of each query's image, in batch order, for
+        those the Dispatch asked to score (None elsewhere); a driver may instead have set
+        Query.confidence itself."""
         w = self.workers[worker]
-        batch, w.running, w.busy = w.running, [], False
-        self.listener.on_batch(worker, w.loaded or "", len(batch), w.started_s, now)
+        batch = w.running
+        if confidences is not None:
+            for q, conf in zip(batch, confidences, strict=True):
+                if conf is not None:
+                    q.confidence = conf
         plan = self.plan
         assert plan is not None
-        # no discriminator call when nothing can be escalated (single model, split, d = 0)
-        heavy = plan.heavy if self._split is None and self._disc_cut > -math.inf else None
+        # nothing to escalate without a heavy model or with d = 0 (single model, split), or
+        # from a batch that was not scored (dispatched under a plan that did not escalate)
+        escalates = w.scored and self._split is None and self._disc_cut > -math.inf
+        heavy = plan.heavy if escalates else None
         model = w.loaded
-        escalated = False
+        if heavy is not None and heavy != model:
+            missing = next((q for q in batch if may_escalate(q) and q.confidence is None), None)
+            if missing is not None:
+                raise HadisError(
+                    f"query {missing.qid} of a batch that may escalate has no confidence: "
+                    "the driver must score the images Dispatch.scored() names"
+                )
+        w.running, w.busy = [], False
+        self.listener.on_batch(worker, model or "", len(batch), w.started_s, now)
         done = self.listener.on_query_done  # _serve, inlined below: the hot path
         if heavy is None or heavy == model:
             for q in batch:
                 q.status, q.finish_s = SERVED, now
                 done(q)
             return self._release(now, w)
-        confidence, cut = self.discriminator.confidence, self._disc_cut
+        cut = self._disc_cut
+        escalated = False
         for q in batch:
-            if q.path == LIGHT and q.pinned is None:
-                conf = q.confidence
-                if conf is None:  # not scored by the driver: ask the discriminator
-                    conf = confidence(model, q.prompt_id, q.image_seed, q.image)  # type: ignore[arg-type]
-                    q.confidence = conf
-                if conf < cut:
-                    q.path = ESCALATED
-                    self._enqueue(q, heavy)
-                    escalated = True
-                    continue
+            if may_escalate(q) and q.confidence < cut:  # type: ignore[operator]
+                q.path = ESCALATED
+                self._enqueue(q, heavy)
+                escalated = True
+                continue
             q.status, q.finish_s = SERVED, now
             done(q)
         if escalated:
@@ -391,13 +405,14 @@ class Engine:
         self.free[w.assigned].append(w.wid)
         return self._fill(now, w.assigned)
 
-    def _start_switch(self, now: float, w: Worker) -> WakeUp:
+    def _start_switch(self, now: float, w: Worker) -> LoadModel:
+        assert w.assigned is not None
         w.switching = True
         w.loading = w.assigned
-        return WakeUp(w.wid, now + self.config.switch_delay_s)
+        return LoadModel(w.wid, w.assigned, self.config.switch_delay_s)
 
     def worker_ready(self, now: float, worker: int) -> list[Command]:
-        """A model switch finished (the driver's WakeUp fired)."""
+        """A model load finished (the driver carried out a LoadModel)."""
         w = self.workers[worker]
         w.switching = False
         w.loaded, w.loading = w.loading, None
@@ -503,7 +518,7 @@ class Engine:
                     q.path = LIGHT
                     self._serve(now, q)
             else:
-                self._enqueue(q, self._route(q))
+                self._enqueue(q, self._route(q, migrating=True))
 
     def drain(
         self, now: float, reason: DropReason = DropReason.UNFINISHED, detail: str = ""
@@ -526,3 +541,29 @@ class Engine:
 
     def queue_lengths(self) -> dict[str, int]:
         return {m: len(q) for m, q in self.queues.items() if q}
+
+    def snapshot(self, now: float, workers: bool = True) -> EngineSnapshot:
+        """A copy of the state drivers, admission and the API read (never the engine's own
+        structures); workers=False leaves the per-worker views out (admission's hot path)."""
+        return EngineSnapshot(
+            now_s=now,
+            plan=self.plan,
+            queues={m: len(q) for m, q in self.queues.items()},
+            free={m: len(f) for m, f in self.free.items()},
+            workers=()
+            if not workers
+            else tuple(
+                WorkerView(
+                    id=w.wid,
+                    assigned=w.assigned,
+                    loaded=w.loaded,
+                    loading=w.loading,
+                    busy=w.busy,
+                    switching=w.switching,
+                    alive=w.alive,
+                    running=len(w.running),
+                    started_s=w.started_s,
+                )
+                for w in self.workers
+            ),
+        )

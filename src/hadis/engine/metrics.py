@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from hadis.core.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, Query
 from hadis.engine.quality import QualityTable
-from hadis.engine.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, Query
 from hadis.planner import Plan
 
 MAX_WINDOWS = 100_000  # beyond this many, only windows with arrivals are reported

@@ -3,6 +3,7 @@
 import importlib
 import pkgutil
 
+from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.hadis_policy import DiffServePolicy, HadisPolicy, throughput_fallback
 from hadis.planner.registry import (
     NoOptions,
@@ -13,7 +14,6 @@ from hadis.planner.registry import (
     policy_options,
     register,
 )
-from hadis.planner.types import Plan, PlanRequest
 
 __all__ = [
     "DiffServePolicy",

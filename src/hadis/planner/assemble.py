@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.candidates import Candidate
-from hadis.planner.types import Plan, PlanRequest
 
 
 def spread_spare_gpus(

@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
+from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.assemble import assemble_plan
 from hadis.planner.candidates import single_model
 from hadis.planner.hadis_policy import throughput_fallback
 from hadis.planner.registry import register
 from hadis.planner.screen import usable_batches
-from hadis.planner.types import Plan, PlanRequest
 from hadis.profiles import Profile
 
 INFAAS_UP_FRACTION = 0.89

@@ -9,10 +9,10 @@ import itertools
 import math
 from collections.abc import Sequence
 
+from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate
 from hadis.planner.milp import Choice
 from hadis.planner.screen import usable_batches
-from hadis.planner.types import PlanRequest
 
 
 def solve_exhaustive(req: PlanRequest, candidates: Sequence[Candidate]) -> Choice | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from hadis.core.plan import Plan, PlanRequest
 from hadis.errors import HadisError
 from hadis.planner.assemble import assemble_plan
 from hadis.planner.candidates import (
@@ -20,7 +21,6 @@ from hadis.planner.candidates import (
 from hadis.planner.milp import Choice, solve_enumerate, solve_milp
 from hadis.planner.registry import register
 from hadis.planner.screen import CandidateSet, usable_batches
-from hadis.planner.types import Plan, PlanRequest
 from hadis.profiles import Profile, pareto_table
 
 TableChoice = Literal["full", "pareto", "pareto-adjacent"]

@@ -13,7 +13,7 @@ that a switch leaves behind make the next plan flee those models, and so on).
 
 from __future__ import annotations
 
-from hadis.planner.types import Plan, PlanRequest
+from hadis.core.plan import Plan, PlanRequest
 
 RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
 

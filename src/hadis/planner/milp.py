@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate
 from hadis.planner.screen import CandidateSet, Screened, screen
-from hadis.planner.types import PlanRequest
 
 _EPS_LATENCY = 1e-7
 _EPS_GPU = 1e-6

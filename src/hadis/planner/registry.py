@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from hadis.core.plan import Plan, PlanRequest
 from hadis.errors import HadisError
-from hadis.planner.types import Plan, PlanRequest
 
 
 class PlanningPolicy(Protocol):

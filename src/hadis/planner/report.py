@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hadis.planner.types import Plan
+from hadis.core.plan import Plan
 from hadis.profiles import Profile
 
 SINGLE = "single-model"

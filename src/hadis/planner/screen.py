@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate, share_matrix
-from hadis.planner.types import PlanRequest
 from hadis.profiles import Profile
 
 

@@ -7,6 +7,7 @@ from hadis.routing.base import Discriminator, Router, cut_above, cut_below
 from hadis.routing.reference import (
     ReferenceDiscriminator,
     ReferenceRouter,
+    reference_prompt_id,
     reference_prompts,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "Router",
     "cut_above",
     "cut_below",
+    "reference_prompt_id",
     "reference_prompts",
 ]
 

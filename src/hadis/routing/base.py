@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from hadis.core.cuts import DiscriminatorCut, RouterCut
 
-class Router(Protocol):
+
+class Router(RouterCut, Protocol):
     """Scores a prompt before generation; higher = more likely to need the heavy model.
 
-    Called by the engine once per query on arrival (`score`) and once per plan change
-    (`threshold`).
+    Drivers score each query before they submit it (`score`); the engine asks for the cut
+    point once per plan change (`threshold`).
+
+    expensive: scoring takes milliseconds (a language model, a parser): a server scores it
+    off its event loop.
     """
 
     name: str
+    expensive: bool
 
     def score(self, prompt_id: int | None, prompt: str | None) -> float: ...
 
@@ -25,12 +31,12 @@ class Router(Protocol):
         ...
 
 
-class Discriminator(Protocol):
+class Discriminator(DiscriminatorCut, Protocol):
     """Scores a light model's image; the confidence that it is good (P(real)), in [0, 1].
 
-    Called by the engine for every query after its light batch finished, with the image
-    (PNG bytes) when the driver has one (the server) and None in simulation. A driver may
-    compute it earlier, off the engine's thread, and set Query.confidence instead.
+    Called by the driver for the images of a batch that may escalate (Dispatch.scored):
+    on the worker with the image (PNG bytes) in the server, with None in simulation; the
+    confidences go back to the engine with the batch result.
     """
 
     name: str

@@ -135,6 +135,7 @@ class LearnedRouter:
     """Router interface over a TfidfRidge model; higher score = send to heavy first."""
 
     name = "learned"
+    expensive = False
 
     def __init__(
         self, model: TfidfRidge, cuts: np.ndarray, trained: dict[str, Any] | None = None

@@ -35,6 +35,17 @@ def reference_prompts() -> tuple[str, ...]:
     return tuple(ref.read_text(encoding="utf-8").splitlines())
 
 
+@lru_cache(maxsize=1)
+def _reference_ids() -> dict[str, int]:
+    return {p: i for i, p in enumerate(reference_prompts())}
+
+
+def reference_prompt_id(prompt: str) -> int | None:
+    """The id of a prompt text in the reference set (the paper's 5,000 prompts, whose
+    router features and discriminator scores are bundled), None if it is not one."""
+    return _reference_ids().get(prompt)
+
+
 def _check_prompt(prompt_id: int | None) -> int:
     if prompt_id is None or not 0 <= prompt_id < N_PROMPTS:
         raise HadisError(
@@ -56,6 +67,7 @@ class ReferenceRouter:
     """The paper's rule-based router over precomputed features."""
 
     name = "reference-features"
+    expensive = False
 
     def __init__(self) -> None:
         feats = reference_arrays()["features"].astype(float)

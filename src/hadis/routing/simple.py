@@ -32,6 +32,7 @@ def _uniform(*parts: object) -> float:
 
 class NoRouter:
     name = "none"
+    expensive = False
 
     def score(self, prompt_id: int | None, prompt: str | None = None) -> float:
         return 0.0
@@ -42,6 +43,7 @@ class NoRouter:
 
 class RandomRouter:
     name = "random"
+    expensive = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -84,6 +86,7 @@ class _ReferenceOrRandomRouter:
     """Reference scores for reference prompts (by id), seeded random for the rest."""
 
     name = "reference"
+    expensive = False
 
     def __init__(self, seed: int) -> None:
         self.reference = ReferenceRouter()

@@ -197,7 +197,6 @@ class TrainedDiscriminator:
     """Discriminator interface over a trained classifier; scores the image it is given."""
 
     name = "trained"
-    expensive = True  # a forward pass per image: servers score it in the worker thread
 
     def __init__(
         self,

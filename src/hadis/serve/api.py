@@ -26,11 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hadis import web
-from hadis.engine.query import DropReason
+from hadis.core.query import DROP_ANSWERS, DropReason
+from hadis.serve.admission import Rejected
 from hadis.serve.dashboard import DashboardFeed
 from hadis.serve.guard import HEALTH_PATHS, GuardMiddleware
 from hadis.serve.prom import ServerMetrics
-from hadis.serve.service import LiveService, Outcome, Rejected
+from hadis.serve.protocol import ImageService
+from hadis.serve.service import Outcome
 from hadis.web import jsonable
 
 access_log = logging.getLogger("hadis.access")
@@ -114,7 +116,7 @@ def _request_id(raw: bytes | None) -> str:
 DEFAULT_SIZE = "1024x1024"  # for pools whose profile gives no resolution (simulation-only)
 
 
-def pool_sizes(service: LiveService) -> list[str]:
+def pool_sizes(service: ImageService) -> list[str]:
     sizes = dict.fromkeys(
         f"{m.resolution[0]}x{m.resolution[1]}"
         for m in service.profile.models
@@ -123,7 +125,7 @@ def pool_sizes(service: LiveService) -> list[str]:
     return list(sizes) or [DEFAULT_SIZE]
 
 
-def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
+def create_app(service: ImageService, metrics: ServerMetrics) -> FastAPI:
     cfg = service.config
     feed = DashboardFeed(service, metrics, gallery=cfg.gallery)
     service.listeners.append(feed)
@@ -243,7 +245,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
             size, model = check(body)
             try:
                 service.admit(body.n)
-                score = await service.prescore(body.prompt)
+                score = await service.score(body.prompt)
                 futures = service.submit(body.prompt, body.n, size, body.seed, model, score)
             except Rejected as e:
                 outcome = "rejected"
@@ -349,7 +351,8 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        workers = service.worker_states()
+        snap = service.snapshot()
+        workers = snap.engine.worker_states()
         in_service = workers["busy"] + workers["idle"] + workers["switching"]
         if service.ready and in_service > 0:
             # degraded: serving, with some workers out of service (still 200: it serves)
@@ -366,11 +369,11 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
                     headers={"Retry-After": "2"},
                 )
             )
-        if service.load_errors:
+        if snap.load_errors:
             return error_response(
                 ApiError(
                     503,
-                    f"not ready: {service.load_errors[-1]}; retrying (details in the server log)",
+                    f"not ready: {snap.load_errors[-1]}; retrying (details in the server log)",
                     "service_unavailable",
                     code="load_failed",
                 )
@@ -387,7 +390,7 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        service.refresh_metrics(metrics)
+        metrics.refresh_from(service.snapshot())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
@@ -402,36 +405,29 @@ def create_app(service: LiveService, metrics: ServerMetrics) -> FastAPI:
 
     @app.get("/v1/plan")
     async def plan() -> dict[str, Any]:
-        p = service.plan
-        engine = service.engine
+        snap = service.snapshot()
+        p = snap.plan
         return {
-            "profile": service.profile.name,
-            "policy": service.config.policy,
-            "router": service.router.name,
-            "discriminator": service.discriminator.name,
-            "executor": service.executor_name,
-            "backend": service.backend.name,
-            "time_scale": service.config.time_scale,
-            "slo_s": service.config.slo_s,
-            "ready": service.ready,
-            "demand_qps": service.controller.demand_qps if service.controller else None,
+            **service.info(),
+            "ready": snap.ready,
+            "demand_qps": snap.demand_qps,
             "plan": jsonable(p.to_dict()) if p else None,
             "workers": [
                 {
-                    "id": w.wid,
+                    "id": w.id,
                     "assigned": w.assigned,
                     "loaded": w.loaded,
                     "busy": w.busy,
                     "switching": w.switching,
-                    "state": service.worker_state(w.wid),
-                    "placement": service.placement(w.wid),
+                    "state": w.status,
+                    "placement": w.placement,
                 }
-                for w in (engine.workers if engine else [])
+                for w in snap.engine.workers
             ],
             "model_switches": [
-                {"worker": w, "model": m, "seconds": s} for w, m, s in service.switch_seconds[-20:]
+                {"worker": w, "model": m, "seconds": s} for w, m, s in snap.switch_seconds
             ],
-            "queues": engine.queue_lengths() if engine else {},
+            "queues": {m: n for m, n in snap.engine.queues.items() if n},
         }
 
     return app
@@ -458,34 +454,12 @@ def _validation_error(err: RequestValidationError) -> ApiError:
     return ApiError(400, f"{param}: {msg}" if param else msg, param=param)
 
 
-# How a query that ended without an image answers its request: (HTTP status, OpenAI error
-# type, error code, metrics outcome, message). One row per DropReason.
-DROP_ERRORS: dict[DropReason, tuple[int, str, str, str, str]] = {
-    DropReason.LATE: (
-        504,
-        "timeout",
-        "deadline_exceeded",
-        "timeout",
-        "the request could not be served within its deadline (late)",
-    ),
-    DropReason.CANCELLED: (499, "invalid_request_error", "cancelled", "disconnected",
-                           "the request was cancelled"),
-    DropReason.SHUTDOWN: (503, "service_unavailable", "shutdown", "shutdown",
-                          "the server is shutting down"),
-    DropReason.UNFINISHED: (503, "service_unavailable", "shutdown", "shutdown",
-                            "the server is shutting down"),
-    DropReason.FAILED: (500, "server_error", "generation_failed", "error", "generation failed"),
-    DropReason.HTTP_ERROR: (502, "server_error", "upstream_error", "error", "upstream error"),
-}  # fmt: skip
-
-
 def drop_error(r: Outcome) -> tuple[str, ApiError]:
     """The metrics outcome and the API error of a query that ended without an image."""
     reason = r.drop or DropReason.FAILED
-    status, type_, code, outcome, message = DROP_ERRORS[reason]
-    if r.detail:
-        message = f"{message}: {r.detail}"
-    return outcome, ApiError(status, message, type_, code=code)
+    answer = DROP_ANSWERS[reason]
+    message = f"{answer.message}: {r.detail}" if r.detail else answer.message
+    return answer.outcome, ApiError(answer.status, message, answer.type, code=answer.code)
 
 
 def _image_item(r: Outcome) -> dict[str, Any]:

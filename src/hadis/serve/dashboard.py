@@ -27,7 +27,8 @@ from hadis.web import jsonable
 
 if TYPE_CHECKING:
     from hadis.serve.prom import ServerMetrics
-    from hadis.serve.service import LiveService
+    from hadis.serve.protocol import ImageService
+    from hadis.serve.service import ServiceSnapshot
 
 THUMBNAIL_PX = 128
 TIMELINE_LENGTH = 100
@@ -40,7 +41,7 @@ def _finite(v: float) -> float | None:
 class DashboardFeed(ServiceListener):
     def __init__(
         self,
-        service: LiveService,
+        service: ImageService,
         metrics: ServerMetrics,
         *,
         gallery: int = 0,
@@ -69,19 +70,20 @@ class DashboardFeed(ServiceListener):
 
     async def _run(self) -> None:
         while True:
-            point = self.sample_once(time.time())
+            snap = self.service.snapshot()
+            point = self.sample_once(time.time(), snap)
             # one event per tick, serialised once for every viewer
-            payload = {"seq": self.seq, "point": point, **self.live()}
+            payload = {"seq": self.seq, "point": point, **self.live(snap)}
             self._event = f"data: {json.dumps(jsonable(payload), separators=(',', ':'))}\n\n"
             async with self._tick:
                 self._tick.notify_all()
             await asyncio.sleep(self.interval_s)
 
     # ------------------------------------------------------------------ sampling
-    def sample_once(self, now: float) -> dict[str, Any]:
+    def sample_once(self, now: float, snap: ServiceSnapshot | None = None) -> dict[str, Any]:
         """Refresh the on-demand gauges, sample the registry, evaluate every panel."""
         metrics = self.metrics
-        self.service.refresh_metrics(metrics)
+        metrics.refresh_from(snap or self.service.snapshot())
         samples = panels.sample(metrics.registry)
         self._samples.append((now, samples))
         while len(self._samples) > 2 and self._samples[1][0] <= now - panels.WINDOW_S:
@@ -117,24 +119,23 @@ class DashboardFeed(ServiceListener):
         )
 
     # ------------------------------------------------------------------ views out
-    def live(self) -> dict[str, Any]:
+    def live(self, snap: ServiceSnapshot | None = None) -> dict[str, Any]:
         """What changes every tick besides the panel values."""
-        service = self.service
-        plan = service.plan
-        engine = service.engine
+        snap = snap or self.service.snapshot()
+        plan = snap.plan
         return {
-            "ready": service.ready,
+            "ready": snap.ready,
             "plan": None if plan is None else _plan_view(plan),
             "workers": [
                 {
-                    "id": w.wid,
+                    "id": w.id,
                     "model": w.loading or w.loaded,
-                    "state": service.worker_state(w.wid),
-                    "placement": service.placement(w.wid),
+                    "state": w.status,
+                    "placement": w.placement,
                 }
-                for w in (engine.workers if engine else [])
+                for w in snap.engine.workers
             ],
-            "queues": engine.queue_lengths() if engine else {},
+            "queues": {m: n for m, n in snap.engine.queues.items() if n},
             "timeline": list(self.timeline)[-20:],
         }
 

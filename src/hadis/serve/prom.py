@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from hadis.core.query import DIRECT, DROPPED, ESCALATED, LIGHT
+from hadis.core.snapshot import WORKER_STATES
 from hadis.engine import Query
 from hadis.engine.quality import QualityTable
-from hadis.engine.query import DIRECT, DROPPED, ESCALATED, LIGHT
 from hadis.planner import Plan
 from hadis.serve.listener import ServiceListener
+
+if TYPE_CHECKING:
+    from hadis.serve.service import ServiceSnapshot
 
 _LATENCY_BUCKETS = (
     0.005,
@@ -42,7 +48,6 @@ _LATENCY_BUCKETS = (
 )
 
 
-WORKER_STATES = ("busy", "idle", "switching", "restarting", "failed")
 SERVED_WINDOW_S = 60.0  # real seconds of served queries behind hadis_served_quality
 PLAN_REASONS = ("start", "period", "backlog", "workers")
 
@@ -218,18 +223,15 @@ class ServerMetrics(ServiceListener):
     def on_plan_change(self, now: float, plan: Plan, reason: str) -> None:
         self.plan_changes.labels(reason).inc()
 
-    def refresh(
-        self, queues: dict[str, int], worker_states: dict[str, int], demand_qps: float | None
-    ) -> None:
+    def refresh_from(self, snapshot: ServiceSnapshot) -> None:
         """The gauges read on demand (before a scrape, on each dashboard tick): queues,
         workers by state, served quality, the controller's live demand estimate."""
-        self.observe_queues(queues)
-        self.observe_workers(worker_states)
+        self.observe_queues(snapshot.engine.queues)
+        self.observe_workers(snapshot.engine.worker_states())
         self.observe_served_quality()
-        if demand_qps is not None:
-            self.demand.set(demand_qps)
+        self.demand.set(snapshot.demand_qps)
 
-    def observe_queues(self, queues: dict[str, int]) -> None:
+    def observe_queues(self, queues: Mapping[str, int]) -> None:
         for model, n in queues.items():
             self.queue_length.labels(model).set(n)
 

@@ -13,23 +13,13 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hadis.engine import (
-    Controller,
-    ControllerConfig,
-    Dispatch,
-    Engine,
-    EngineConfig,
-    MetricsRecorder,
-    QualityTable,
-    Query,
-    WakeUp,
-    summarize,
-)
+from hadis.core import Dispatch, LoadModel, Query, RunConfig
+from hadis.engine import Controller, Engine, MetricsRecorder, QualityTable, summarize
 from hadis.errors import HadisError
 from hadis.planner import get_policy
 from hadis.profiles import Profile
@@ -40,27 +30,22 @@ from hadis.sim.trace import Trace
 _DONE, _WAKE = 0, 1
 
 
+WINDOW_S = 50.0  # metrics window
+
+
 @dataclass(frozen=True)
-class SimConfig:
+class SimConfig(RunConfig):
+    """A run's settings (RunConfig) and the simulated cluster's. initial_demand_qps None:
+    the trace's mean rate over its first re-plan period."""
+
     gpus: int = 16
-    slo_s: float = 60.0
-    seed: int = 0
-    replan_period_s: float = 50.0
-    check_s: float = 10.0  # controller tick: early re-plan on overload
-    window_s: float = 50.0
-    drop_factor: float = 1.5
-    switch_delay_s: float = 3.0
+    window_s: float = WINDOW_S
     latency_noise: float = 0.0  # sigma of multiplicative lognormal noise on batch latency
-    overprovision: float = 1.05
-    ewma_alpha: float = 0.35  # per check_s tick (time constant ~ 25 s)
-    initial_demand_qps: float | None = None  # None: the trace's mean rate over the first period
-    policy_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 1:
             raise HadisError(f"gpus must be a positive integer, got {self.gpus!r}")
-        if not self.replan_period_s > 0:
-            raise HadisError(f"re-plan period must be > 0 seconds, got {self.replan_period_s}")
         if not self.window_s > 0:
             raise HadisError(f"window must be > 0 seconds, got {self.window_s}")
         if self.latency_noise < 0:
@@ -149,29 +134,21 @@ def simulate(
             "or none"
         )
     recorder = MetricsRecorder()
-    engine = Engine(
-        profile,
-        config.gpus,
-        EngineConfig(config.slo_s, config.drop_factor, config.switch_delay_s, config.seed),
-        router or ReferenceRouter(),
-        discriminator or default_discriminator(profile, config.seed, reference_only=not outside),
-        recorder,
+    router = router or ReferenceRouter()
+    discriminator = discriminator or default_discriminator(
+        profile, config.seed, reference_only=not outside
     )
+    engine = Engine(profile, config.gpus, config.engine_config(), router, discriminator, recorder)
     controller = Controller(
         engine,
         get_policy(policy, **config.policy_options),
         config.gpus,
-        ControllerConfig(
-            period_s=config.replan_period_s,
-            check_s=config.check_s,
-            ewma_alpha=config.ewma_alpha,
-            initial_demand_qps=initial_demand(trace, config),
-            overprovision=config.overprovision,
-        ),
+        config.controller_config(initial_demand(trace, config)),
     )
     image_seeds = trace_image_seeds(trace, config.seed)
-    router_scores = _scores_ahead(engine.router, trace)
-    confidences = _confidences_ahead(engine.discriminator, profile, trace, image_seeds)
+    router_scores = _scores_ahead(router, trace)
+    confidences = _confidences_ahead(discriminator, profile, trace, image_seeds)
+    score_router, score_image = router.score, discriminator.confidence
     noise_rng = np.random.default_rng(config.seed + 2)
     sigma = config.latency_noise
     latency = {m.name: m.latency_table for m in profile.models}
@@ -184,15 +161,20 @@ def simulate(
         for c in commands:
             if type(c) is Dispatch:
                 dur = latency[c.model][len(c.queries)]
-                if c.score and confidences is not None:  # the worker scores its images
-                    table = confidences[c.model]
-                    for q in c.queries:
-                        q.confidence = table[q.qid]
+                if c.score:  # the worker scores its images (no image here: by id)
+                    if confidences is not None:
+                        table = confidences[c.model]
+                        for q in c.queries:
+                            q.confidence = table[q.qid]
+                    else:
+                        for q, scored in zip(c.queries, c.scored(), strict=True):
+                            if scored:
+                                q.confidence = score_image(c.model, q.prompt_id, q.image_seed)
                 if sigma:
                     dur *= math.exp(sigma * noise_rng.standard_normal())
                 push(heap, (now + dur, next(seq), _DONE, c.worker))
-            else:
-                push(heap, (c.at_s, next(seq), _WAKE, c.worker))
+            else:  # LoadModel: the switch takes its expected time
+                push(heap, (now + c.expected_s, next(seq), _WAKE, c.worker))
 
     arrivals = trace.arrival_s.tolist()
     prompt_ids = trace.prompt_id.tolist()
@@ -204,9 +186,9 @@ def simulate(
     # Warm start: the first plan's models are loaded before traffic begins, as a live
     # server loads them before it reports ready; later switches cost switch_delay_s.
     first = controller.start(0.0)
-    while any(type(c) is WakeUp for c in first):
-        ready = [c for c in first if type(c) is WakeUp]
-        first = [c for c in first if type(c) is not WakeUp]
+    while any(type(c) is LoadModel for c in first):
+        ready = [c for c in first if type(c) is LoadModel]
+        first = [c for c in first if type(c) is not LoadModel]
         for c in ready:
             first += engine.worker_ready(0.0, c.worker)
     run(0.0, first)
@@ -246,6 +228,8 @@ def simulate(
                     image_seeds[i],
                     router_score=router_scores[i] if router_scores else None,
                 )
+                if q.router_score is None and engine.routes_by_score:
+                    q.router_score = score_router(q.prompt_id, q.prompt)
                 observe(now)
                 cmds = submit(now, q)
                 i += 1

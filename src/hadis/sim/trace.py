@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hadis.errors import HadisError
-from hadis.routing.reference import reference_prompts as _reference_prompts
+from hadis.routing.reference import reference_prompt_id
 from hadis.textfiles import parse_float, parse_int, read_csv
 
 N_REFERENCE_PROMPTS = 5000
@@ -233,10 +233,10 @@ def load_trace_csv(path: str | Path, seed: int = 0) -> Trace:
     order = np.argsort(arr, kind="stable")
     pid_arr = np.array(ids, dtype=np.int64)[order]
     text = tuple(texts[i] for i in order)
-    known = {p: i for i, p in enumerate(_reference_prompts())}
     for i, t in enumerate(text):
-        if pid_arr[i] < 0 and t is not None:
-            pid_arr[i] = known.get(t, -1)  # a reference prompt given by its text
+        if pid_arr[i] < 0 and t is not None:  # a reference prompt given by its text
+            known = reference_prompt_id(t)
+            pid_arr[i] = -1 if known is None else known
     missing = (pid_arr < 0) & np.array([t is None for t in text], dtype=bool)
     rng = np.random.default_rng(seed)
     pid_arr[missing] = _draw_prompts(int(missing.sum()), rng)

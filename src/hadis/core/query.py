@@ -1,9 +1,10 @@
-"""Per-query record and the small commands the engine hands to its driver."""
+"""The per-query record, its paths and outcomes, and the typed reason a query ended without
+an image (with the one table that maps each reason to an HTTP answer)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # Paths a query takes (strings: cheap to compare, readable in CSV/JSON).
 LIGHT = "light"  # light model only (also: any single-model plan)
@@ -26,6 +27,40 @@ class DropReason(StrEnum):
     UNFINISHED = "unfinished"  # still queued when a simulation ended
     FAILED = "generation failed"  # the executor raised (drop_detail says what)
     HTTP_ERROR = "http error"  # `hadis load`: the server answered with an error status
+
+
+class DropAnswer(NamedTuple):
+    """How a query that ended without an image answers its request."""
+
+    status: int  # HTTP status
+    type: str  # OpenAI error type
+    code: str  # OpenAI error code
+    outcome: str  # the request's outcome label in the metrics
+    message: str
+
+
+# One row per DropReason (a test checks every reason has one).
+DROP_ANSWERS: dict[DropReason, DropAnswer] = {
+    DropReason.LATE: DropAnswer(
+        504, "timeout", "deadline_exceeded", "timeout",
+        "the request could not be served within its deadline (late)",
+    ),
+    DropReason.CANCELLED: DropAnswer(
+        499, "invalid_request_error", "cancelled", "disconnected", "the request was cancelled"
+    ),
+    DropReason.SHUTDOWN: DropAnswer(
+        503, "service_unavailable", "shutdown", "shutdown", "the server is shutting down"
+    ),
+    DropReason.UNFINISHED: DropAnswer(
+        503, "service_unavailable", "shutdown", "shutdown", "the server is shutting down"
+    ),
+    DropReason.FAILED: DropAnswer(
+        500, "server_error", "generation_failed", "error", "generation failed"
+    ),
+    DropReason.HTTP_ERROR: DropAnswer(
+        502, "server_error", "upstream_error", "error", "upstream error"
+    ),
+}  # fmt: skip
 
 
 class Query:
@@ -90,27 +125,3 @@ class Query:
 
     def __repr__(self) -> str:
         return f"Query({self.qid}, t={self.arrival_s:.3f}, {self.path}, {self.status})"
-
-
-@dataclass(slots=True)
-class Dispatch:
-    """Run `queries` as one batch of model `model` on worker `worker` now.
-
-    score: the plan may escalate this batch's images, so the driver should have the
-    discriminator score them (on the worker) and hand the scores back with the result."""
-
-    worker: int
-    model: str
-    queries: list[Query]
-    score: bool = False
-
-
-@dataclass(slots=True)
-class WakeUp:
-    """Call Engine.worker_ready(worker) at time `at_s` (a model switch finishes)."""
-
-    worker: int
-    at_s: float
-
-
-Command = Dispatch | WakeUp

@@ -1,0 +1,104 @@
+"""How a run is configured: the engine's and the controller's settings, composed once in
+`RunConfig`, which the simulator (`SimConfig`) and the server (`ServeConfig`) extend with
+their own. Every default is defined here, once; the CLI's options read them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hadis.core.plan import DEFAULT_OVERPROVISION
+from hadis.errors import HadisError
+
+# Defaults, in the profile's seconds.
+SLO_S = 60.0
+DROP_FACTOR = 1.5  # drop before execution when the estimated finish is past this x SLO
+SWITCH_DELAY_S = 3.0  # a worker loading another model serves nothing meanwhile
+REPLAN_PERIOD_S = 50.0
+CHECK_S = 10.0  # controller tick: early re-plan on backlog
+BACKLOG_FRACTION = 0.2  # early re-plan when a queue needs more than this x SLO to drain
+EWMA_ALPHA = 0.35  # demand smoothing per tick (time constant ~ 25 s at 10 s ticks)
+INITIAL_DEMAND_QPS = 1.0  # demand assumed before anything was measured
+MAX_RETRIES = 1  # a query whose batch failed runs again this many times
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    slo_s: float
+    drop_factor: float = DROP_FACTOR
+    switch_delay_s: float = SWITCH_DELAY_S
+    seed: int = 0  # for split (Proteus) routing
+    max_retries: int = MAX_RETRIES
+
+    def __post_init__(self) -> None:
+        if not self.slo_s > 0:
+            raise HadisError(f"slo must be > 0 seconds, got {self.slo_s}")
+        if not self.drop_factor > 0:
+            raise HadisError(f"drop factor must be > 0, got {self.drop_factor}")
+        if self.switch_delay_s < 0:
+            raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
+        if self.max_retries < 0:
+            raise HadisError(f"max retries must be >= 0, got {self.max_retries}")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    period_s: float = REPLAN_PERIOD_S  # re-plan period
+    check_s: float = CHECK_S  # how often tick() looks for overload (early re-plan)
+    backlog_fraction: float = BACKLOG_FRACTION
+    ewma_alpha: float = EWMA_ALPHA
+    initial_demand_qps: float = INITIAL_DEMAND_QPS
+    overprovision: float = DEFAULT_OVERPROVISION
+
+    def __post_init__(self) -> None:
+        if not self.period_s > 0:
+            raise HadisError(f"re-plan period must be > 0 seconds, got {self.period_s}")
+        if not 0 < self.check_s <= self.period_s:
+            raise HadisError(f"check interval must be in (0, period], got {self.check_s}")
+        if not 0 < self.ewma_alpha <= 1:
+            raise HadisError(f"ewma alpha must be in (0, 1], got {self.ewma_alpha}")
+        if self.initial_demand_qps < 0:
+            raise HadisError(f"initial demand must be >= 0, got {self.initial_demand_qps}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the simulator and the server share: the SLO, the engine's rules and the control
+    loop's. `engine_config()` and `controller_config()` hand each part its settings."""
+
+    slo_s: float = SLO_S
+    seed: int = 0
+    drop_factor: float = DROP_FACTOR
+    switch_delay_s: float = SWITCH_DELAY_S
+    replan_period_s: float = REPLAN_PERIOD_S
+    check_s: float = CHECK_S  # at most the re-plan period (a longer one is cut to it)
+    ewma_alpha: float = EWMA_ALPHA
+    overprovision: float = DEFAULT_OVERPROVISION
+    # demand the first plan assumes; None: the driver's estimate (the simulator: the
+    # trace's rate over its first period; the server: INITIAL_DEMAND_QPS)
+    initial_demand_qps: float | None = None
+    policy_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.replan_period_s > 0:
+            raise HadisError(f"re-plan period must be > 0 seconds, got {self.replan_period_s}")
+        self.engine_config()
+        self.controller_config(self.initial_demand_qps or 0.0)
+
+    def engine_config(self, **overrides: Any) -> EngineConfig:
+        config = EngineConfig(self.slo_s, self.drop_factor, self.switch_delay_s, self.seed)
+        return dataclasses.replace(config, **overrides) if overrides else config
+
+    def controller_config(self, initial_demand_qps: float | None = None) -> ControllerConfig:
+        """initial_demand_qps: the driver's estimate, used when the run gives none."""
+        demand = self.initial_demand_qps
+        if demand is None:
+            demand = INITIAL_DEMAND_QPS if initial_demand_qps is None else initial_demand_qps
+        return ControllerConfig(
+            period_s=self.replan_period_s,
+            check_s=min(self.check_s, self.replan_period_s),
+            ewma_alpha=self.ewma_alpha,
+            initial_demand_qps=demand,
+            overprovision=self.overprovision,
+        )
