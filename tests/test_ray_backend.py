@@ -69,7 +69,8 @@ def test_demo_pool_images_through_ray_are_the_in_process_images():
             service = app.state.service
             await wait_for(
                 lambda: all(
-                    service.workers.placement(w) not in (None, "pending") for w in range(cfg.workers)
+                    service.workers.placement(w) not in (None, "pending")
+                    for w in range(cfg.workers)
                 ),
                 30,
                 "placements",

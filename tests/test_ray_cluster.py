@@ -73,7 +73,9 @@ def test_node_lost_under_load_then_nodes_join(cluster, paper_profile):
             engine, controller = service.engine, service.controller
             # a worker's node is known once its first call answers (it may trail the load)
             await wait_for(
-                lambda: all(service.workers.placement(w) not in (None, "pending") for w in range(slots)),
+                lambda: all(
+                    service.workers.placement(w) not in (None, "pending") for w in range(slots)
+                ),
                 30,
                 "placements",
             )
