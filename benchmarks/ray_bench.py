@@ -49,7 +49,7 @@ def _round_trips(backend_name: str, n: int) -> np.ndarray:
     """Seconds per batch round trip through one worker of the backend."""
     from hadis.profiles import load_profile
     from hadis.serve import worker_backend
-    from hadis.serve.workers import BatchJob
+    from hadis.workers.base import BatchJob
 
     profile = load_profile("hadis-l40s")
     options = {"num_cpus": 0.5} if backend_name == "ray" else {}

@@ -55,7 +55,7 @@ def generate_set(folder: Path, pool_file: Path, prompts: list[str]) -> None:
     """Every variant's images for the prompts (seed = prompt index), cached per file."""
     from hadis.profiling import load_pool
     from hadis.profiling.profiler import generate_images, profile_stub
-    from hadis.serve.executors import DiffusersExecutor
+    from hadis.workers.executors import DiffusersExecutor
 
     spec = load_pool(pool_file)
     executor = DiffusersExecutor(profile_stub(spec), spec.device, spec.dtype, True)

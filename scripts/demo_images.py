@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from hadis.demo.adherence import check
 from hadis.profiles import load_profile
 from hadis.routing.simple import make_discriminator
-from hadis.serve.executors import DiffusersExecutor
+from hadis.workers.executors import DiffusersExecutor
 
 PROMPTS = [
     "a large red square on a black background",

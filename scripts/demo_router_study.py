@@ -101,7 +101,7 @@ def main() -> None:
     from hadis import bundled
     from hadis.demo.features import make_world_features
     from hadis.demo.world import example
-    from hadis.profiling.quality import FidScorer
+    from hadis.fid import FidScorer
     from hadis.routing.features import OnlineRouter
     from hadis.routing.learned import LearnedRouter
     from hadis.routing.trained import TrainedDiscriminator

@@ -78,7 +78,7 @@ async def serve_check(device: str) -> dict:
 
 def time_variants(device: str) -> dict:
     from hadis.profiles import load_profile
-    from hadis.serve.executors import DiffusersExecutor
+    from hadis.workers.executors import DiffusersExecutor
 
     profile = load_profile("demo-cpu")
     ex = DiffusersExecutor(profile, device, "float32", True)

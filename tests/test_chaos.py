@@ -9,7 +9,7 @@ import pytest
 
 from hadis.errors import HadisError
 from hadis.serve import ServeConfig, build_app, worker_backend
-from hadis.serve.chaos import Chaos
+from hadis.workers.chaos import Chaos
 from tests.test_serve_api import run, with_client
 
 

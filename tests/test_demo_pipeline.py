@@ -15,7 +15,7 @@ from hadis import bundled
 from hadis.demo.pipeline import HadisDemoPipeline
 from hadis.demo.train import ModelSpec, train_model
 from hadis.profiles import ConfigRow, Direction, Metric, ModelVariant, Profile
-from hadis.serve.executors import DiffusersExecutor, pipeline_class
+from hadis.workers.executors import DiffusersExecutor, pipeline_class
 
 SPEC = ModelSpec("mini", channels=(16, 32), steps=3, batch=4)
 

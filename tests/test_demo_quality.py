@@ -9,7 +9,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusion] extra")
 
 from hadis.demo.evaluate import adherence_report, eval_examples
 from hadis.profiles import load_profile
-from hadis.serve.executors import DiffusersExecutor
+from hadis.workers.executors import DiffusersExecutor
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ import asyncio
 import httpx
 import pytest
 
+from hadis.loadgen import replay
 from hadis.serve import ServeConfig, build_app
-from hadis.serve.loadgen import replay
 from hadis.sim.simulator import SimConfig, initial_demand, simulate
 from hadis.sim.trace import Trace, azure_functions
 

@@ -119,7 +119,7 @@ def test_actor_killed_mid_batch_loses_no_request(paper_profile):
 
 
 def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
-    from hadis.serve.chaos import Chaos
+    from hadis.workers.chaos import Chaos
 
     # worker 0 never finishes a batch (chaos hang:0), and it is the only worker
     cfg = ServeConfig(

@@ -262,7 +262,7 @@ def test_failed_model_load_keeps_server_not_ready(paper_profile):
 
 
 def test_executor_failure_is_a_500_and_shutdown_ends_queued_requests(paper_profile):
-    from hadis.serve.executors import ProfileExecutor
+    from hadis.workers.executors import ProfileExecutor
 
     class Broken(ProfileExecutor):
         def generate(self, model, prompts, seeds, size):
@@ -386,10 +386,10 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
     every request still gets its image."""
     from hadis.routing.simple import NoDiscriminator, NoRouter
     from hadis.serve.api import create_app
-    from hadis.serve.executors import ProfileExecutor
     from hadis.serve.prom import ServerMetrics
     from hadis.serve.service import LiveService
     from hadis.serve.supervisor import QUARANTINE_AFTER
+    from hadis.workers.executors import ProfileExecutor
 
     class Broken(ProfileExecutor):
         def generate(self, model, prompts, seeds, size):
@@ -438,9 +438,9 @@ def test_a_hung_batch_is_reaped_its_requests_served_elsewhere_and_the_worker_res
 
     from hadis.routing.simple import NoDiscriminator, NoRouter
     from hadis.serve.api import create_app
-    from hadis.serve.executors import ProfileExecutor
     from hadis.serve.prom import ServerMetrics
     from hadis.serve.service import LiveService
+    from hadis.workers.executors import ProfileExecutor
 
     stuck = threading.Event()
 

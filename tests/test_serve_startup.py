@@ -16,9 +16,9 @@ import pytest
 from hadis.routing.simple import NoDiscriminator, NoRouter
 from hadis.serve import ServeConfig, build_app
 from hadis.serve.api import create_app
-from hadis.serve.executors import ProfileExecutor
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService
+from hadis.workers.executors import ProfileExecutor
 from tests.serve_helpers import free_port
 
 

@@ -110,7 +110,7 @@ def build_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from hadis.profiling import build_profile, load_pool
-    from hadis.profiling.quality import make_extractor
+    from hadis.profiling.features import make_extractor
 
     if not 0 < grid_step <= 1:
         raise HadisError(f"grid step must be in (0, 1], got {grid_step}")

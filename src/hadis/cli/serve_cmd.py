@@ -26,8 +26,8 @@ from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import load_profile
 from hadis.routing.registry import discriminator_names, router_names
-from hadis.serve.executors import executor_names
-from hadis.serve.workers import backend_names, default_worker_gpus, worker_count
+from hadis.workers.base import backend_names, default_worker_gpus, worker_count
+from hadis.workers.executors import executor_names
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -166,7 +166,7 @@ def serve_command(
     import uvicorn
 
     from hadis.serve import ServeConfig, build_app, worker_backend
-    from hadis.serve.chaos import Chaos
+    from hadis.workers.chaos import Chaos
 
     if not 0 < port < 65536:
         raise HadisError(f"--port must be in 1..65535, got {port}")
@@ -364,7 +364,7 @@ def load_command(
     replay and prints the summary of the requests that ended."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from hadis.serve.loadgen import Replay, run_replay, server_info
+    from hadis.loadgen import Replay, run_replay, server_info
 
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -72,7 +72,7 @@ def adherence_report(images: list[Image.Image], prompts: list[str]) -> dict[str,
 
 def fid(images: list[Image.Image], reference: list[Image.Image]) -> float:
     from hadis.demo.features import make_world_features
-    from hadis.profiling.quality import FidScorer
+    from hadis.fid import FidScorer
 
     scorer = FidScorer(make_world_features(), reference)
     return scorer.fid(scorer.features(images))

@@ -48,7 +48,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
     """The hadis app with its workers on the Ray cluster this process is connected to."""
     from hadis.profiles import load_profile
     from hadis.serve import ServeConfig, build_app, worker_backend
-    from hadis.serve.workers import default_worker_gpus, worker_count
+    from hadis.workers.base import default_worker_gpus, worker_count
 
     profile = load_profile(args.profile)
     defaults = profile.serving

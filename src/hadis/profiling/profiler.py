@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from hadis.errors import HadisError
+from hadis.fid import FidScorer, make_pixel_features
 from hadis.profiles import BatchRule, ConfigRow, Direction, Metric, ModelVariant, Profile
 from hadis.profiles.io import save_profile
 from hadis.profiling.pool import PoolSpec, VariantSpec
-from hadis.profiling.quality import FidScorer, make_pixel_features
 from hadis.routing.trained import image_files
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -118,7 +118,7 @@ def build_profile(
     import torch
 
     from hadis.routing.simple import make_discriminator, make_router
-    from hadis.serve.executors import DiffusersExecutor
+    from hadis.workers.executors import DiffusersExecutor
 
     if not prompts:
         raise HadisError("the prompt file has no prompts")

@@ -1,23 +1,23 @@
-"""Live serving: executors, the engine on a real clock, the OpenAI-compatible HTTP API."""
+"""Live serving: the engine on a real clock (the live driver), the OpenAI-compatible HTTP
+API, metrics and the dashboard. Workers and executors are hadis.workers."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 
+import hadis.workers  # noqa: F401  (every executor and backend registered)
 from hadis.engine.quality import QualityTable
 from hadis.profiles import Profile
 from hadis.routing.simple import make_discriminator, make_router
 from hadis.serve.api import create_app
-from hadis.serve.chaos import Chaos
-from hadis.serve.executors import ExecutorSettings, executor_factory
 from hadis.serve.prom import ServerMetrics
 from hadis.serve.service import LiveService, ServeConfig
-from hadis.serve.workers import WorkerBackend, WorkerSpec, backend_names, make_backend
+from hadis.workers.base import WorkerBackend, WorkerSpec, backend_names, make_backend
+from hadis.workers.chaos import Chaos
+from hadis.workers.executors import ExecutorSettings, executor_factory
 
 __all__ = [
     "LiveService",
@@ -28,11 +28,6 @@ __all__ = [
     "create_app",
     "worker_backend",
 ]
-
-# Every module of this package is imported, so an executor registered in a new file here
-# is found by name (serve/executors.py, register_executor).
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def worker_backend(

@@ -1,7 +1,7 @@
 """The live driver: the engine and the controller on a real clock.
 
 Everything that touches the Engine or the Controller runs on the asyncio loop thread;
-workers (threads of this process, or Ray actors: serve/workers.py) only run executors and
+workers (threads of this process, or Ray actors: workers/base.py) only run executors and
 the discriminator, one per device slot, and their futures hand results back with
 `call_soon_threadsafe` (serve/supervisor.py carries out the engine's commands on them and
 keeps them in service). The engine's clock is in profile seconds: real elapsed seconds
@@ -39,10 +39,10 @@ from hadis.profiles import Profile
 from hadis.routing import Discriminator, Router
 from hadis.routing.reference import reference_prompt_id
 from hadis.serve.admission import Rejected, check_paths, check_queue
-from hadis.serve.executors import Executor
 from hadis.serve.listener import ServiceListener
 from hadis.serve.supervisor import QUARANTINE_AFTER, Supervisor
-from hadis.serve.workers import BatchResult, ThreadBackend, WorkerBackend
+from hadis.workers.base import BatchResult, ThreadBackend, WorkerBackend
+from hadis.workers.executors import Executor
 
 __all__ = ["LiveService", "Outcome", "Rejected", "ServeConfig", "ServiceSnapshot", "Slot"]
 

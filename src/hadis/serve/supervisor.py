@@ -1,7 +1,7 @@
 """The live driver's workers: carrying out the engine's commands on them, and keeping them
 in service.
 
-A Dispatch becomes a BatchJob on the worker's handle (serve/workers.py), a LoadModel a
+A Dispatch becomes a BatchJob on the worker's handle (workers/base.py), a LoadModel a
 model load; their futures report back on the event loop. A worker that fails
 QUARANTINE_AFTER batches in a row, dies (a Ray actor), hangs past the watchdog or cannot
 load its model after start-up is taken out of service: its batch goes back to the queues
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from hadis.core import Dispatch, DropReason
 from hadis.core.snapshot import EngineSnapshot, WorkerView
-from hadis.serve.workers import BatchJob, BatchResult, WorkerDied, WorkerHandle
+from hadis.workers.base import BatchJob, BatchResult, WorkerDied, WorkerHandle
 
 if TYPE_CHECKING:
     from hadis.serve.service import LiveService

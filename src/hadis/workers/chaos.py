@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 
 from hadis.errors import HadisError
-from hadis.serve.executors import BatchOutput, Executor
+from hadis.workers.executors import BatchOutput, Executor
 
 
 class ChaosFailure(HadisError):

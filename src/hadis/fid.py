@@ -4,7 +4,8 @@ Features are extracted once per image; each configuration row then feeds its sel
 precomputed features to the metric (the extractor passes 2-D inputs through unchanged).
 `PixelFeatures` is the shipped CPU extractor (average-pooled colours on a small grid): no
 weights to download, good enough to rank configurations of small images; a local model
-(any nn.Module mapping images to vectors) can replace it.
+(any nn.Module mapping images to vectors) can replace it. The profiler picks one by name
+(profiling/features.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-from hadis.errors import HadisError
 
 
 def _torch() -> ModuleType:
@@ -44,21 +43,6 @@ def make_pixel_features(grid: int = 4):
             return pooled.flatten(1)
 
     return PixelFeatures()
-
-
-FEATURES = ("pixel", "world")
-
-
-def make_extractor(name: str):
-    """`pixel`: mean colours on a grid (any images); `world`: the demo world's features
-    (palette shares, layout, regions and shapes found, sharpness; 32x32 images)."""
-    if name == "pixel":
-        return make_pixel_features()
-    if name == "world":
-        from hadis.demo.features import make_world_features
-
-        return make_world_features()
-    raise HadisError(f"unknown features {name!r}; valid: {', '.join(FEATURES)}")
 
 
 class FidScorer:

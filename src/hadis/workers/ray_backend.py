@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hadis.errors import HadisError
-from hadis.serve.workers import (
+from hadis.workers.base import (
     BatchJob,
     BatchResult,
     WorkerDied,
@@ -46,7 +46,7 @@ class WorkerActor:
     """The body of a worker actor (wrapped by `ray.remote` when the backend starts)."""
 
     def __init__(self, spec: WorkerSpec, wid: int) -> None:
-        import hadis.serve  # noqa: F401  (registers the executors)
+        import hadis.workers  # noqa: F401  (registers the executors)
 
         self._executor, self._discriminator = spec.build(wid)
         self._forever = threading.Event()

@@ -8,6 +8,7 @@ worker's thread: `load(model)` when the plan moves the worker (timed and reporte
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import json
 import logging
@@ -215,6 +216,11 @@ class DiffusersExecutor:
         return BatchOutput(images, time.perf_counter() - start)
 
 
+# Pipeline classes of this project that folders may be saved with (diffusers only knows its
+# own): class name -> module.
+PROJECT_PIPELINES = {"HadisDemoPipeline": "hadis.demo.pipeline"}
+
+
 def pipeline_class(source: str):
     """DiffusionPipeline, or the project's own pipeline class for folders saved with it."""
     from diffusers import DiffusionPipeline
@@ -225,10 +231,9 @@ def pipeline_class(source: str):
             name = json.loads(index.read_text()).get("_class_name")
         except (OSError, ValueError):
             name = None
-        if name == "HadisDemoPipeline":
-            from hadis.demo.pipeline import HadisDemoPipeline
-
-            return HadisDemoPipeline
+        module = PROJECT_PIPELINES.get(name or "")
+        if module is not None:
+            return getattr(importlib.import_module(module), name)
     return DiffusionPipeline
 
 
@@ -253,7 +258,7 @@ class ExecutorSettings:
 
 
 # name -> (settings -> a callable that builds one executor per worker). An executor is one
-# module: register it here by name, and the serve package imports each of its modules.
+# module: register it here by name; the workers package imports each of its modules.
 ExecutorFactory = Callable[[ExecutorSettings], Callable[[], Executor]]
 _EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
 register_executor = _EXECUTORS.register

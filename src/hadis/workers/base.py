@@ -1,5 +1,5 @@
 """The worker layer: where a worker slot's executor runs (a thread here, a Ray actor in
-`serve/ray_backend.py`), behind one small interface the live service drives.
+`workers/ray_backend.py`), behind one small interface the live service drives.
 
 A worker runs one batch or one model load at a time (the service never sends a second
 before the first has answered). Every call returns a `concurrent.futures.Future`; a future
@@ -18,10 +18,10 @@ from hadis.errors import HadisError
 from hadis.registry import Registry
 from hadis.routing import Discriminator
 from hadis.routing.registry import make_discriminator
-from hadis.serve.executors import Executor, ExecutorSettings, executor_factory, resized_png
+from hadis.workers.executors import Executor, ExecutorSettings, executor_factory, resized_png
 
 if TYPE_CHECKING:
-    from hadis.serve.chaos import Chaos
+    from hadis.workers.chaos import Chaos
 
 
 class WorkerDied(HadisError):
