@@ -79,11 +79,11 @@ def run(tiny: bool = False) -> list[Figure]:
                         gpus=pool.gpus, slo_s=pool.slo_s, seed=seed, switch_delay_s=switch
                     )
                     s = simulate(pool.profile, trace, policy, cfg).summary
-                    if s["served"] + s["dropped"] != len(trace) or s["planner_failures"]:
+                    if s.served + s.dropped != len(trace) or s.planner_failures:
                         raise BenchmarkFailed(f"{policy} on {pool.name}/{name}: lost queries")
-                    q = s["quality"] if s["quality"] is not None else float("nan")
+                    q = s.quality if s.quality is not None else float("nan")
                     per_trace.setdefault(name, {}).setdefault(policy, []).append(
-                        (s["violation_ratio"], q, s["plan_changes"])
+                        (s.violation_ratio, q, s.plan_changes)
                     )
         for name, runs in per_trace.items():
             mean = {p: np.mean(np.array(v), axis=0) for p, v in runs.items()}

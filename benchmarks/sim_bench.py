@@ -24,11 +24,11 @@ SUITE = "sim"
 
 def _checked(run: SimResult, trace: Trace) -> SimResult:
     s = run.summary
-    ended = s["served"] + s["dropped"]
-    if ended != len(trace) or s["dropped"] or s["planner_failures"]:
+    ended = s.served + s.dropped
+    if ended != len(trace) or s.dropped or s.planner_failures:
         raise BenchmarkFailed(
-            f"{run.policy}: {ended} of {len(trace)} queries ended, {s['dropped']} dropped, "
-            f"{s['planner_failures']} planner failures"
+            f"{run.policy}: {ended} of {len(trace)} queries ended, {s.dropped} dropped, "
+            f"{s.planner_failures} planner failures"
         )
     return run
 

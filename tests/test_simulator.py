@@ -33,8 +33,8 @@ def test_conservation_for_every_policy(paper_profile, short_trace, policy):
     ids = sorted(q.qid for q in run.recorder.queries)
     assert ids == list(range(len(short_trace)))
     s = run.summary
-    assert s["served"] + s["dropped"] == s["queries"] == len(short_trace)
-    assert s["violation_ratio"] == pytest.approx((s["late"] + s["dropped"]) / s["queries"])
+    assert s.served + s.dropped == s.queries == len(short_trace)
+    assert s.violation_ratio == pytest.approx((s.late + s.dropped) / s.queries)
 
 
 def _models_used(run):
@@ -44,20 +44,20 @@ def _models_used(run):
 def test_baselines_defining_behaviour(paper_profile, short_trace):
     light = simulate(paper_profile, short_trace, "clipper-light", SimConfig())
     assert _models_used(light) == {"sdxl-lightning"}
-    assert light.summary["quality"] == pytest.approx(29.76)
+    assert light.summary.quality == pytest.approx(29.76)
 
     heavy = simulate(paper_profile, short_trace, "clipper-heavy", SimConfig())
     assert _models_used(heavy) == {"sd35-large"}
     served = [q for q in heavy.recorder.queries if q.status == SERVED]
     assert all(q.finish_s - q.arrival_s <= 60.0 + 1e-9 for q in served)  # admits only in time
-    assert heavy.summary["dropped"] > 0
+    assert heavy.summary.dropped > 0
 
     diff = simulate(paper_profile, short_trace, "diffserve", SimConfig())
     assert _models_used(diff) <= {"sd35-large-turbo", "sd35-large"}
-    assert diff.summary["paths"][DIRECT] == 0 and diff.summary["paths"][ESCALATED] > 0
+    assert diff.summary.paths[DIRECT] == 0 and diff.summary.paths[ESCALATED] > 0
 
     prot = simulate(paper_profile, short_trace, "proteus", SimConfig())
-    assert prot.summary["paths"][ESCALATED] == 0  # no cascade: a random split
+    assert prot.summary.paths[ESCALATED] == 0  # no cascade: a random split
     assert len(_models_used(prot)) >= 2
 
     inf = simulate(paper_profile, short_trace, "infaas-acc", SimConfig())
@@ -65,7 +65,7 @@ def test_baselines_defining_behaviour(paper_profile, short_trace):
         assert len(plan.gpus) == 1  # one variant at a time
 
     had = simulate(paper_profile, short_trace, "hadis", SimConfig())
-    assert had.summary["paths"][DIRECT] > 0 and had.summary["paths"][ESCALATED] > 0
+    assert had.summary.paths[DIRECT] > 0 and had.summary.paths[ESCALATED] > 0
 
 
 def test_switch_delay_and_idle_gpus_are_modelled(paper_profile):
@@ -75,7 +75,7 @@ def test_switch_delay_and_idle_gpus_are_modelled(paper_profile):
     # warm start: the first plan's models are loaded before traffic, as in a live server
     assert min(start for *_, start, _end in slow.recorder.batches) < 5.0
     assert min(start for *_, start, _end in fast.recorder.batches) < 5.0
-    assert slow.summary["plan_changes"] > 0
+    assert slow.summary.plan_changes > 0
     # a worker that moves to another model serves nothing for the switch delay
     last: dict[int, tuple[str, float]] = {}
     gaps = []
@@ -95,10 +95,10 @@ def test_oracle_is_the_planner_optimum_per_window(paper_profile):
     trace = constant(3.0, 500.0, seed=2)
     bound = oracle_reference(paper_profile, trace, gpus=16, slo_s=60.0)
     policy = HadisPolicy()
-    for w in bound["windows"]:
-        plan = policy.plan(PlanRequest(paper_profile, 16, 60.0, w["demand_qps"], overprovision=1.0))
-        assert w["quality"] == pytest.approx(plan.quality)
-    assert bound["violation_ratio"] == 0.0
+    for w in bound.windows:
+        plan = policy.plan(PlanRequest(paper_profile, 16, 60.0, w.demand_qps, overprovision=1.0))
+        assert w.quality == pytest.approx(plan.quality)
+    assert bound.violation_ratio == 0.0
 
 
 def test_quality_table_lookup(paper_profile):
@@ -126,12 +126,12 @@ def test_paper_experiment_acceptance(paper_profile):
     trace = azure_functions(1.0, 6.4, 10.0, seed=0)
     s, _ = run_policies(paper_profile, trace, PAPER_POLICIES, SimConfig(seed=0))
     h = s["hadis"]
-    assert h["violation_ratio"] < s["diffserve"]["violation_ratio"]
-    assert h["quality"] <= s["diffserve"]["quality"]
-    assert h["quality"] <= s["oracle"]["quality"] * 1.03  # FID: within 3% of the bound
+    assert h.violation_ratio < s["diffserve"].violation_ratio
+    assert h.quality <= s["diffserve"].quality
+    assert h.quality <= s["oracle"].quality * 1.03  # FID: within 3% of the bound
     for name in ("proteus", "infaas-acc", "clipper-light"):
-        assert h["quality"] < s[name]["quality"]  # better quality ...
-        assert h["violation_ratio"] <= s[name]["violation_ratio"] + 0.001  # ... at ~equal SLO
-    assert h["violation_ratio"] < s["clipper-heavy"]["violation_ratio"] / 100
-    assert not math.isnan(h["quality"])
-    assert np.isclose(s["oracle"]["quality"], 23.14, atol=0.2)
+        assert h.quality < s[name].quality  # better quality ...
+        assert h.violation_ratio <= s[name].violation_ratio + 0.001  # ... at ~equal SLO
+    assert h.violation_ratio < s["clipper-heavy"].violation_ratio / 100
+    assert not math.isnan(h.quality)
+    assert np.isclose(s["oracle"].quality, 23.14, atol=0.2)

@@ -10,12 +10,14 @@ Quality is computed from the path and pair the server reports for each image.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from hadis.core import RunSummary
 from hadis.engine import (
     DROPPED,
     SERVED,
@@ -47,7 +49,7 @@ class Replay:
 
     def summary(
         self, profile: Profile, *, slo_s: float, gpus: int, window_s: float = 50.0
-    ) -> dict[str, Any]:
+    ) -> RunSummary:
         """What `hadis simulate` reports, over the requests that ended so far."""
         queries = self.recorder.queries
         span = (  # a replay stopped half-way covers up to its last ended request
@@ -63,8 +65,9 @@ class Replay:
             window_s=window_s,
             duration_s=max(span, 1e-9),
         )
-        summary["http_status"] = {str(k): v for k, v in sorted(self.statuses.items())}
-        return summary
+        return dataclasses.replace(
+            summary, http_status={str(k): v for k, v in sorted(self.statuses.items())}
+        )
 
 
 async def replay(
@@ -80,7 +83,7 @@ async def replay(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[float], None] | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> RunSummary:
     state = Replay(trace)
     await run_replay(
         state,

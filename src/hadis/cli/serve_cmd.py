@@ -419,7 +419,7 @@ def load_command(
             interrupted = True
     if state.done == 0:
         raise HadisError("stopped before any request ended")
-    s = state.summary(prof, slo_s=slo_s, gpus=gpus)
+    s = state.summary(prof, slo_s=slo_s, gpus=gpus).to_dict()
     if as_json:
         keys = (*SUMMARY_KEYS, "http_status")
         typer.echo(json.dumps({"live": {k: s[k] for k in keys}}, indent=1))

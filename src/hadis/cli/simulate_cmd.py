@@ -122,11 +122,11 @@ def simulate_command(
             **scorers,
         )
     elapsed = time.perf_counter() - start
-    failed = {n: s["error"] for n, s in summaries.items() if "error" in s}
-    summaries = {n: s for n, s in summaries.items() if "error" not in s}
-    if summaries:
+    failed = {n: s.error for n, s in summaries.items() if s.error is not None}
+    ran = {n: s.to_dict() for n, s in summaries.items() if s.error is None}
+    if ran:
         _report(
-            summaries,
+            ran,
             runs,
             failed,
             prof,

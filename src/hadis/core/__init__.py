@@ -20,6 +20,7 @@ from hadis.core.query import (
     Query,
 )
 from hadis.core.snapshot import WORKER_STATES, EngineSnapshot, WorkerView
+from hadis.core.summary import RunSummary, WindowSummary
 
 __all__ = [
     "DIRECT",
@@ -45,6 +46,8 @@ __all__ = [
     "Query",
     "RouterCut",
     "RunConfig",
+    "RunSummary",
+    "WindowSummary",
     "WorkerView",
     "may_escalate",
 ]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from hadis.core.query import DIRECT, DROPPED, ESCALATED, LIGHT, SERVED, Query
+from hadis.core.summary import RunSummary, WindowSummary
 from hadis.engine.quality import QualityTable
 from hadis.planner import Plan
 
@@ -62,7 +62,8 @@ def summarize(
     gpus: int,
     window_s: float = 50.0,
     duration_s: float | None = None,
-) -> dict[str, Any]:
+    policy: str = "",
+) -> RunSummary:
     """Overall numbers and per-window rows from one run's records."""
     qs = sorted(recorder.queries, key=lambda q: q.qid)
     n = len(qs)
@@ -91,36 +92,37 @@ def summarize(
         length = min(window_s, max(end - w * window_s, 1e-9))
         plan = _plan_at(recorder.plans, (w + 1) * window_s)
         windows.append(
-            {
-                "start_s": w * window_s,
-                "queries": int(len(idx)),
-                "demand_qps": len(idx) / length,
-                "served": int(served[idx].sum()),
-                "dropped": int(dropped[idx].sum()),
-                "late": int(late[idx].sum()),
-                "violation_ratio": _ratio(late[idx].sum() + dropped[idx].sum(), len(idx)),
-                "quality": None if math.isnan(wq) else wq,
-                "utilisation": float(busy_w / (gpus * length)),
-                "gpus": dict(plan.gpus) if plan else {},
-                "config": _config_label(plan) if plan else "",
-            }
+            WindowSummary(
+                start_s=w * window_s,
+                queries=int(len(idx)),
+                demand_qps=len(idx) / length,
+                served=int(served[idx].sum()),
+                dropped=int(dropped[idx].sum()),
+                late=int(late[idx].sum()),
+                violation_ratio=_ratio(late[idx].sum() + dropped[idx].sum(), len(idx)),
+                quality=None if math.isnan(wq) else wq,
+                utilisation=float(busy_w / (gpus * length)),
+                gpus=dict(plan.gpus) if plan else {},
+                config=_config_label(plan) if plan else "",
+            )
         )
     n_late, n_dropped = int(late.sum()), int(dropped.sum())
     latency = finish[served] - arrival[served]
-    return {
-        "queries": n,
-        "served": int(served.sum()),
-        "dropped": n_dropped,
-        "late": n_late,
-        "violation_ratio": _ratio(n_late + n_dropped, n),
-        "quality": weighted_q / weight if weight else None,
-        "paths": {p: int(((paths == p) & served).sum()) for p in (LIGHT, DIRECT, ESCALATED)},
-        "latency_p50_s": float(np.percentile(latency, 50)) if latency.size else None,
-        "latency_p99_s": float(np.percentile(latency, 99)) if latency.size else None,
-        "utilisation": _busy_total(recorder.batches, end) / (gpus * end) if end > 0 else 0.0,
-        "plan_changes": _plan_changes(recorder.plans),
-        "windows": windows,
-    }
+    return RunSummary(
+        policy=policy,
+        queries=n,
+        served=int(served.sum()),
+        dropped=n_dropped,
+        late=n_late,
+        violation_ratio=_ratio(n_late + n_dropped, n),
+        quality=weighted_q / weight if weight else None,
+        paths={p: int(((paths == p) & served).sum()) for p in (LIGHT, DIRECT, ESCALATED)},
+        latency_p50_s=float(np.percentile(latency, 50)) if latency.size else None,
+        latency_p99_s=float(np.percentile(latency, 99)) if latency.size else None,
+        utilisation=_busy_total(recorder.batches, end) / (gpus * end) if end > 0 else 0.0,
+        plan_changes=_plan_changes(recorder.plans),
+        windows=windows,
+    )
 
 
 def _ratio(a: float, b: float) -> float:

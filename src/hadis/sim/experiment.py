@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from hadis.core import RunSummary
 from hadis.errors import HadisError
 from hadis.planner import options_for, policy_names
 from hadis.profiles import Profile
@@ -47,12 +48,13 @@ def run_policies(
     on_progress: Callable[[str, float], None] | None = None,
     router: Router | None = None,
     discriminator: Discriminator | None = None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, SimResult]]:
+) -> tuple[dict[str, RunSummary], dict[str, SimResult]]:
     """Summaries keyed by policy (oracle included when asked), and the raw runs.
 
     A policy that cannot run on this profile (HadisError, e.g. DiffServe without
-    discriminator-only rows) gets a summary {"error": message} and the others still run."""
-    summaries: dict[str, dict[str, Any]] = {}
+    discriminator-only rows) gets a failed summary (its `error` set) and the others still
+    run."""
+    summaries: dict[str, RunSummary] = {}
     runs: dict[str, SimResult] = {}
     for name in check_policies(policies):
         try:
@@ -71,7 +73,7 @@ def run_policies(
                 )
                 summaries[name] = runs[name].summary
         except HadisError as e:
-            summaries[name] = {"policy": name, "error": str(e)}
+            summaries[name] = RunSummary.failed(name, str(e))
         if on_progress:
             on_progress(name, 1.0)
     return summaries, runs
@@ -105,7 +107,8 @@ def save_results(
     runs: dict[str, SimResult],
     run_config: dict[str, Any],
 ) -> list[Path]:
-    """summary.json, windows.csv, queries_<policy>.csv and config.json under `out`."""
+    """summary.json, windows.csv, queries_<policy>.csv and config.json under `out`
+    (`summaries` in their JSON form: RunSummary.to_dict)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     path = out / "config.json"

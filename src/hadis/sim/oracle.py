@@ -15,10 +15,10 @@ estimate: no queueing, so no late queries).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from hadis.core import RunSummary, WindowSummary
 from hadis.engine.metrics import MAX_WINDOWS
 from hadis.planner import HadisPolicy, PlanRequest
 from hadis.profiles import Profile
@@ -33,7 +33,7 @@ def oracle_reference(
     slo_s: float,
     window_s: float = 50.0,
     table: str = "full",
-) -> dict[str, Any]:
+) -> RunSummary:
     policy = HadisPolicy(table=table)  # type: ignore[arg-type]
     n = len(trace)
     end = max(trace.duration_s, 1e-9)
@@ -52,28 +52,29 @@ def oracle_reference(
         weighted += plan.quality * served
         served_total += served
         windows.append(
-            {
-                "start_s": w * window_s,
-                "queries": int(count),
-                "demand_qps": demand,
-                "served": served,
-                "dropped": count - served,
-                "late": 0,
-                "violation_ratio": (count - served) / count if count else 0.0,
-                "quality": plan.quality if count else None,
-                "gpus": dict(plan.gpus),
-                "config": f"{'->'.join(plan.pair)} r={plan.r:g} d={plan.d:g}",
-            }
+            WindowSummary(
+                start_s=w * window_s,
+                queries=int(count),
+                demand_qps=demand,
+                served=served,
+                dropped=count - served,
+                late=0,
+                violation_ratio=(count - served) / count if count else 0.0,
+                quality=plan.quality if count else None,
+                utilisation=None,
+                gpus=dict(plan.gpus),
+                config=f"{'->'.join(plan.pair)} r={plan.r:g} d={plan.d:g}",
+            )
         )
     dropped = n - served_total
-    return {
-        "policy": "oracle",
-        "queries": n,
-        "served": int(round(served_total)),
-        "dropped": int(round(dropped)),
-        "late": 0,
-        "violation_ratio": dropped / n if n else 0.0,
-        "quality": weighted / served_total if served_total else None,
-        "fluid_reference": True,
-        "windows": windows,
-    }
+    return RunSummary(
+        policy="oracle",
+        queries=n,
+        served=int(round(served_total)),
+        dropped=int(round(dropped)),
+        late=0,
+        violation_ratio=dropped / n if n else 0.0,
+        quality=weighted / served_total if served_total else None,
+        fluid_reference=True,
+        windows=windows,
+    )

@@ -8,17 +8,17 @@ are the profile's (optionally times lognormal noise): looked up, never recompute
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import heapq
 import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from hadis.core import Dispatch, LoadModel, Query, RunConfig
+from hadis.core import Dispatch, LoadModel, Query, RunConfig, RunSummary
 from hadis.engine import Controller, Engine, MetricsRecorder, QualityTable, summarize
 from hadis.errors import HadisError
 from hadis.planner import get_policy
@@ -55,7 +55,7 @@ class SimConfig(RunConfig):
 @dataclass
 class SimResult:
     policy: str
-    summary: dict[str, Any]
+    summary: RunSummary
     recorder: MetricsRecorder
     events: int
 
@@ -254,8 +254,9 @@ def simulate(
         gpus=config.gpus,
         window_s=config.window_s,
         duration_s=max(trace.duration_s, 1e-9),
+        policy=policy,
     )
-    summary["policy"] = policy
-    summary["planner_failures"] = controller.failures
-    summary["early_replans"] = controller.early_replans
+    summary = dataclasses.replace(
+        summary, planner_failures=controller.failures, early_replans=controller.early_replans
+    )
     return SimResult(policy, summary, recorder, events)

@@ -1,0 +1,137 @@
+"""The driver contract (hadis.core): drivers score, the engine decides; commands say what to
+do; snapshots, admission and summaries are plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hadis.core import (
+    DIRECT,
+    ESCALATED,
+    LIGHT,
+    Dispatch,
+    LoadModel,
+    Query,
+    RunConfig,
+    RunSummary,
+    WindowSummary,
+)
+from hadis.core import config as defaults
+from hadis.engine import Engine, EngineConfig
+from hadis.errors import HadisError
+from hadis.serve.admission import check_paths, check_queue
+from hadis.serve.service import ServeConfig
+from hadis.sim.simulator import SimConfig
+from tests.conftest import make_profile
+from tests.engine_helpers import TableDiscriminator, TableRouter, make_plan
+
+
+@pytest.fixture
+def pool():
+    # m0: 1 s per image, m1: 4 s per image
+    return make_profile([1.0, 4.0], [30.0, 20.0], lambda i, j, r, d: 25.0)
+
+
+@pytest.fixture
+def engine(pool):
+    # prompt i: router score i/10, confidence i/10 (0 is the hardest prompt)
+    eng = Engine(
+        pool,
+        2,
+        EngineConfig(slo_s=60.0),
+        TableRouter([i / 10 for i in range(10)]),
+        TableDiscriminator([i / 10 for i in range(10)]),
+    )
+    for c in eng.apply_plan(0.0, make_plan({"m0": 1, "m1": 1}, {"m0": 4, "m1": 4}, "m0", "m1",
+                                           r=0.2, d=0.5)):  # fmt: skip
+        assert isinstance(c, LoadModel) and c.expected_s == 3.0  # the configured delay
+        eng.worker_ready(0.0, c.worker)
+    return eng
+
+
+def test_a_query_the_plan_routes_must_arrive_scored(engine):
+    assert engine.routes_by_score
+    with pytest.raises(HadisError, match="no router score"):
+        engine.submit(0.0, Query(0, 0.0, 5))
+    (d,) = engine.submit(0.0, Query(1, 0.0, 9, router_score=0.9))  # top 20%: heavy
+    assert d.model == "m1" and d.queries[0].path == DIRECT and not d.score
+
+
+def test_the_engine_escalates_on_the_confidences_the_driver_hands_back(engine):
+    (d,) = engine.submit(0.0, Query(0, 0.0, 1, router_score=0.1))
+    assert d.model == "m0" and d.score and d.scored() == [True]
+    with pytest.raises(HadisError, match="no confidence"):
+        engine.batch_done(1.0, d.worker)  # the driver did not score it
+    (up,) = engine.batch_done(1.0, d.worker, [0.05])  # below the cut: escalated
+    assert up.model == "m1" and up.queries[0].path == ESCALATED
+
+
+def test_a_batch_dispatched_unscored_is_served_as_it_is(engine):
+    """Dispatched under a plan that does not escalate, finished under one that does: the
+    driver was not asked to score it, so the engine does not escalate it."""
+    engine.apply_plan(0.0, make_plan({"m0": 1, "m1": 1}, {"m0": 4, "m1": 4}, "m0", "m1"))
+    (d,) = engine.submit(0.0, Query(0, 0.0, 1, router_score=0.1))
+    assert not d.score
+    engine.apply_plan(0.5, make_plan({"m0": 1, "m1": 1}, {"m0": 4, "m1": 4}, "m0", "m1",
+                                     r=0.2, d=0.5))  # fmt: skip
+    assert engine.batch_done(1.0, d.worker) == []
+    assert d.queries[0].path == LIGHT and d.queries[0].status == "served"
+
+
+def test_the_snapshot_is_a_copy_and_admission_reads_it(engine, pool):
+    for i in range(6):
+        engine.submit(0.0, Query(i, 0.0, 1, router_score=0.1))
+    snap = engine.snapshot(0.0)
+    assert snap.queues["m0"] == 5 and snap.free["m0"] == 0  # greedy: 1 runs, 5 wait
+    assert [w.status for w in snap.workers] == ["busy", "idle"]
+    engine.submit(0.0, Query(6, 0.0, 1, router_score=0.1))
+    assert snap.queues["m0"] == 5  # a copy: the engine moved on, the snapshot did not
+    assert check_queue(snap, 2, max_queue=6) is not None
+    assert check_queue(snap, 1, max_queue=6) is None
+    assert snap.wait_s("m1") == 0.0  # a free worker and nothing queued
+    # the plan gives no capacity figures: the light queue cannot drain in time
+    rejected = check_paths(snap, ["m0"], pool, slo_s=60.0)
+    assert rejected is not None and "m0" in str(rejected)
+    assert check_paths(snap, ["m1"], pool, slo_s=60.0) is None
+
+
+def test_simulator_and_server_share_one_run_configuration():
+    for cls in (SimConfig, ServeConfig):
+        assert issubclass(cls, RunConfig)
+        cfg = cls()
+        assert cfg.switch_delay_s == defaults.SWITCH_DELAY_S
+        assert cfg.drop_factor == defaults.DROP_FACTOR
+        assert cfg.replan_period_s == defaults.REPLAN_PERIOD_S
+    run = RunConfig(replan_period_s=5.0, initial_demand_qps=None)
+    ctl = run.controller_config(2.5)
+    assert ctl.check_s == 5.0 and ctl.initial_demand_qps == 2.5  # cut to the period
+    assert run.engine_config(max_retries=3).max_retries == 3
+    with pytest.raises(HadisError):
+        SimConfig(switch_delay_s=-1.0)
+
+
+def test_run_summary_json_forms():
+    window = WindowSummary(0.0, 10, 0.2, 9.5, 0.5, 0, 0.05, 23.0, None, {"a": 2}, "a")
+    fluid = RunSummary("oracle", queries=10, served=10, windows=[window], fluid_reference=True)
+    out = fluid.to_dict()
+    assert out["fluid_reference"] and "paths" not in out and "plan_changes" not in out
+    assert "utilisation" not in out["windows"][0]
+    failed = RunSummary.failed("diffserve", "no discriminator-only rows")
+    assert failed.to_dict() == {"policy": "diffserve", "error": "no discriminator-only rows"}
+    sim = dataclasses.replace(fluid, fluid_reference=False, policy="hadis")
+    assert "http_status" not in sim.to_dict() and sim.to_dict()["paths"] == {}
+
+
+def test_dispatch_names_the_images_to_score():
+    light = Query(0, 0.0, 1)
+    pinned = Query(1, 0.0, 1, pinned="m0")
+    direct = Query(2, 0.0, 1)
+    direct.path = DIRECT
+    assert Dispatch(0, "m0", [light, pinned, direct], score=True).scored() == [
+        True,
+        False,
+        False,
+    ]
+    assert Dispatch(0, "m0", [light], score=False).scored() == [False]
