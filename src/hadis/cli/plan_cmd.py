@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hadis.cli.common import PROFILE_OPTION, console, user_errors
+from hadis.core.plan import DEFAULT_OVERPROVISION
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanRequest, get_policy, options_for, policy_names
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, TABLE_CHOICES
@@ -73,7 +74,7 @@ def plan_command(
     solver: str = typer.Option(
         DEFAULT_SOLVER, help="hadis/diffserve solver: enumerate (exact, fast) or milp (HiGHS)."
     ),
-    overprovision: float = typer.Option(1.05, help="Capacity margin over demand."),
+    overprovision: float = typer.Option(DEFAULT_OVERPROVISION, help="Capacity margin over demand."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Choose pair, r, d, GPUs and batch sizes for a demand, under an SLO."""

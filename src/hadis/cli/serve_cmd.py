@@ -165,7 +165,7 @@ def serve_command(
     """
     import uvicorn
 
-    from hadis.serve import ServeConfig, build_app, worker_backend
+    from hadis.serve import ServeConfig, build_app, serving_choices, worker_backend
     from hadis.workers.chaos import Chaos
 
     if not 0 < port < 65536:
@@ -210,17 +210,10 @@ def serve_command(
         valid = ", ".join(executor_names())
         raise HadisError(f"unknown executor {executor!r}; valid: {valid}")
     prof = load_profile(profile)
-    defaults = prof.serving
-    if slo is not None:
-        fastest = min(prof.models, key=lambda m: m.latency_s[1])
-        if not slo >= fastest.latency_s[1]:
-            raise HadisError(
-                f"--slo {slo:g}s is below every model's latency "
-                f"(fastest: {fastest.name} at {fastest.latency_s[1]:g}s per image)"
-            )
-    executor = executor or defaults.executor or "diffusers"
-    router = router or defaults.router or "reference"
-    discriminator = discriminator or defaults.discriminator or "reference"
+    chosen = serving_choices(
+        prof, executor=executor, router=router, discriminator=discriminator, slo_s=slo
+    )
+    executor, router, discriminator = chosen.executor, chosen.router, chosen.discriminator
     options: dict = {}
     if backend == "ray":
         gpus = worker_gpus if worker_gpus is not None else default_worker_gpus(device)
@@ -245,7 +238,7 @@ def serve_command(
     )
     workers_auto = n_workers == "auto"
     try:
-        n = worker_count(n_workers, pool, defaults.workers or 1)
+        n = worker_count(n_workers, pool, chosen.workers)
     except HadisError:
         pool.close()
         raise
@@ -258,7 +251,7 @@ def serve_command(
     config = ServeConfig(
         workers=n,
         elastic=workers_auto,
-        slo_s=slo if slo is not None else defaults.slo_s or 60.0,
+        slo_s=chosen.slo_s,
         policy=policy,
         time_scale=time_scale,
         seed=seed,

@@ -22,6 +22,7 @@ from hadis.cli.common import (
     user_errors,
 )
 from hadis.cli.trace_cmd import DEFAULT_QPS, resolve_trace
+from hadis.core import config as defaults
 from hadis.errors import HadisError
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, SOLVERS, TABLE_CHOICES
 from hadis.profiles import Direction, Profile, load_profile
@@ -29,7 +30,7 @@ from hadis.routing.registry import router_names
 from hadis.sim.experiment import PAPER_POLICIES, check_policies, run_policies, save_results
 from hadis.sim.plots import plot_results
 from hadis.sim.report_page import report_data, write_report
-from hadis.sim.simulator import SimConfig
+from hadis.sim.simulator import WINDOW_S, SimConfig
 from hadis.sim.trace import Trace
 
 _JSON_KEYS = (*SUMMARY_KEYS, "utilisation", "plan_changes", "fluid_reference")
@@ -49,10 +50,16 @@ def simulate_command(
     point_seconds: float = POINT_SECONDS_OPTION,
     policies: str = typer.Option(",".join(PAPER_POLICIES), help="Comma-separated policies."),
     seed: int = typer.Option(0, help="Seed for arrivals, prompts, images and noise."),
-    replan_period: float = typer.Option(50.0, help="Controller re-plan period (s)."),
-    window: float = typer.Option(50.0, help="Metrics window (s)."),
-    drop_factor: float = typer.Option(1.5, help="Drop before execution past this x SLO."),
-    switch_delay: float = typer.Option(3.0, help="Model switch time per worker (s)."),
+    replan_period: float = typer.Option(
+        defaults.REPLAN_PERIOD_S, help="Controller re-plan period (s)."
+    ),
+    window: float = typer.Option(WINDOW_S, help="Metrics window (s)."),
+    drop_factor: float = typer.Option(
+        defaults.DROP_FACTOR, help="Drop before execution past this x SLO."
+    ),
+    switch_delay: float = typer.Option(
+        defaults.SWITCH_DELAY_S, help="Model switch time per worker (s)."
+    ),
     latency_noise: float = typer.Option(0.0, help="Sigma of lognormal batch-latency noise."),
     table: str = typer.Option(
         "full", help=f"Rows the hadis policy uses: {', '.join(TABLE_CHOICES)}."

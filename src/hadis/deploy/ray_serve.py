@@ -47,14 +47,18 @@ class AppArgs(BaseModel):
 def build_fastapi_app(args: AppArgs) -> Any:
     """The hadis app with its workers on the Ray cluster this process is connected to."""
     from hadis.profiles import load_profile
-    from hadis.serve import ServeConfig, build_app, worker_backend
+    from hadis.serve import ServeConfig, build_app, serving_choices, worker_backend
     from hadis.workers.base import default_worker_gpus, worker_count
 
     profile = load_profile(args.profile)
-    defaults = profile.serving
-    executor = args.executor or defaults.executor or "diffusers"
-    router = args.router or defaults.router or "reference"
-    discriminator = args.discriminator or defaults.discriminator or "reference"
+    chosen = serving_choices(
+        profile,
+        executor=args.executor,
+        router=args.router,
+        discriminator=args.discriminator,
+        slo_s=args.slo,
+    )
+    executor, router, discriminator = chosen.executor, chosen.router, chosen.discriminator
     gpus = args.worker_gpus
     if gpus is None:
         gpus = default_worker_gpus(args.device)
@@ -71,11 +75,11 @@ def build_fastapi_app(args: AppArgs) -> Any:
         num_cpus=args.worker_cpus,
         num_gpus=gpus,
     )
-    workers = worker_count(args.workers, backend, defaults.workers or 1)
+    workers = worker_count(args.workers, backend, chosen.workers)
     config = ServeConfig(
         workers=workers,
         elastic=args.workers == "auto",
-        slo_s=args.slo or defaults.slo_s or 60.0,
+        slo_s=chosen.slo_s,
         policy=args.policy,
         time_scale=args.time_scale,
         seed=args.seed,

@@ -151,6 +151,12 @@ class Controller:
             return current
         return plan
 
+    def gave_up(self, reason: str) -> None:
+        """The driver stopped waiting for a plan (e.g. it timed out): the last good plan
+        stays, and the failure is counted like one of the policy's."""
+        self.failures += 1
+        log.warning("planner %s: %s; keeping the last plan", self.policy.name, reason)
+
     def adopt(self, now: float, plan: Plan) -> list[Command]:
         """Apply a plan to the engine (on the driver's thread)."""
         self.plan = plan

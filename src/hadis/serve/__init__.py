@@ -4,12 +4,15 @@ API, metrics and the dashboard. Workers and executors are hadis.workers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 
 import hadis.workers  # noqa: F401  (every executor and backend registered)
+from hadis.core.config import SLO_S, SWITCH_DELAY_S
 from hadis.engine.quality import QualityTable
+from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.routing.simple import make_discriminator, make_router
 from hadis.serve.api import create_app
@@ -20,14 +23,54 @@ from hadis.workers.chaos import Chaos
 from hadis.workers.executors import ExecutorSettings, executor_factory
 
 __all__ = [
+    "Choices",
     "LiveService",
     "ServeConfig",
     "WorkerBackend",
     "backend_names",
     "build_app",
+    "serving_choices",
     "create_app",
     "worker_backend",
 ]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a server runs when its options leave things open: the profile's serving
+    defaults (profile.serving), else the project's."""
+
+    executor: str
+    router: str
+    discriminator: str
+    slo_s: float
+    workers: int
+
+
+def serving_choices(
+    profile: Profile,
+    *,
+    executor: str | None = None,
+    router: str | None = None,
+    discriminator: str | None = None,
+    slo_s: float | None = None,
+) -> Choices:
+    """The one place `hadis serve` and the Ray Serve app resolve their defaults."""
+    defaults = profile.serving
+    if slo_s is not None:
+        fastest = min(profile.models, key=lambda m: m.latency_s[1])
+        if not slo_s >= fastest.latency_s[1]:
+            raise HadisError(
+                f"--slo {slo_s:g}s is below every model's latency "
+                f"(fastest: {fastest.name} at {fastest.latency_s[1]:g}s per image)"
+            )
+    return Choices(
+        executor=executor or defaults.executor or "diffusers",
+        router=router or defaults.router or "reference",
+        discriminator=discriminator or defaults.discriminator or "reference",
+        slo_s=slo_s if slo_s is not None else defaults.slo_s or SLO_S,
+        workers=defaults.workers or 1,
+    )
 
 
 def worker_backend(
@@ -38,7 +81,7 @@ def worker_backend(
     discriminator: str = "reference",
     seed: int = 0,
     time_scale: float = 1.0,
-    switch_delay_s: float = 3.0,
+    switch_delay_s: float = SWITCH_DELAY_S,
     device: str = "cpu",
     dtype: str = "float32",
     local_files_only: bool = False,

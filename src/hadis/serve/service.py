@@ -470,11 +470,7 @@ class LiveService:
                     asyncio.to_thread(controller.decide, req), self.config.plan_timeout_s
                 )
             except TimeoutError:
-                controller.failures += 1
-                log.warning(
-                    "planner timed out after %.1fs; keeping the last plan",
-                    self.config.plan_timeout_s,
-                )
+                controller.gave_up(f"timed out after {self.config.plan_timeout_s:.1f}s")
                 continue
             if plan is not None:
                 self._plan_reason = controller.reason

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageDraw
 
 from hadis import bundled
+from hadis.core.config import SWITCH_DELAY_S
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.registry import Registry
@@ -75,7 +76,9 @@ class ProfileExecutor:
 
     name = "profile"
 
-    def __init__(self, profile: Profile, time_scale: float = 1.0, switch_delay_s: float = 3.0):
+    def __init__(
+        self, profile: Profile, time_scale: float = 1.0, switch_delay_s: float = SWITCH_DELAY_S
+    ):
         if not time_scale > 0:
             raise HadisError(f"time scale must be > 0, got {time_scale}")
         self.profile = profile
@@ -251,7 +254,7 @@ class ExecutorSettings:
 
     profile: Profile
     time_scale: float = 1.0
-    switch_delay_s: float = 3.0
+    switch_delay_s: float = SWITCH_DELAY_S
     device: str = "cpu"
     dtype: str = "float32"
     local_files_only: bool = False
