@@ -8,7 +8,7 @@ import pytest
 from hadis.errors import HadisError
 from hadis.routing import registry
 from hadis.routing.simple import RandomRouter
-from hadis.serve import executors
+from hadis.workers import executors
 
 
 def test_builtin_names_and_clear_errors() -> None:
@@ -22,7 +22,7 @@ def test_builtin_names_and_clear_errors() -> None:
             registry.make_router(spec)
     with pytest.raises(HadisError, match="unknown executor 'gpu'; valid: diffusers"):
         executors.make_executor_factory("gpu", None)
-    from hadis.serve import workers
+    from hadis.workers import base as workers
 
     assert set(workers.backend_names()) == {"local", "ray"}
     with pytest.raises(HadisError, match="unknown backend 'k8s'; valid: local, ray"):
