@@ -102,3 +102,19 @@ def test_no_early_replan_while_workers_load(setup):
         engine.submit(1.0, Query(i, 1.0, 0, router_score=0.0))
     ctl.tick(10.0)
     assert ctl.early_replans == 0 and len(policy.requests) == 1
+
+
+def test_plans_keep_a_reserve_for_slow_model_switches(paper_profile):
+    """The margin is the configured one, or the share of a re-plan period that a switch
+    takes offline, whichever is larger."""
+    from hadis.core import ControllerConfig
+    from hadis.engine import Controller, Engine, EngineConfig
+    from tests.engine_helpers import TableDiscriminator, TableRouter
+
+    def margin(switch_s):
+        engine = Engine(paper_profile, 2, EngineConfig(60.0, switch_delay_s=switch_s),
+                        TableRouter([0.0]), TableDiscriminator([1.0]))  # fmt: skip
+        return Controller(engine, None, 2, ControllerConfig(period_s=50.0)).overprovision
+
+    assert margin(0.0) == pytest.approx(1.05) and margin(2.5) == pytest.approx(1.05)
+    assert margin(30.0) == pytest.approx(1.6) and margin(60.0) == pytest.approx(2.2)
