@@ -118,3 +118,23 @@ def test_plans_keep_a_reserve_for_slow_model_switches(paper_profile):
 
     assert margin(0.0) == pytest.approx(1.05) and margin(2.5) == pytest.approx(1.05)
     assert margin(30.0) == pytest.approx(1.6) and margin(60.0) == pytest.approx(2.2)
+
+
+@pytest.mark.parametrize("switch_s, share", [(0.0, 0.0), (3.0, 0.0), (30.0, 0.4), (70.0, 1.0)])
+def test_with_slow_switches_a_plan_is_made_for_the_burst_it_sees(paper_profile, switch_s, share):
+    """1 q/s for 40 s, then a 10 s tick at 9 q/s: the periodic re-plan at t = 50 plans for
+    the smoothed estimate moved towards 9 q/s by (switch - tick) / period: not at all when
+    a switch is shorter than a controller tick (an early re-plan follows the burst)."""
+    engine = Engine(paper_profile, 16, EngineConfig(60.0, switch_delay_s=switch_s),
+                    TableRouter([0.0] * 5000), TableDiscriminator([1.0] * 5000))  # fmt: skip
+    policy = FlakyPolicy()
+    ctl = Controller(engine, policy, 16, ControllerConfig(period_s=50.0, initial_demand_qps=1.0))
+    ctl.start(0.0)
+    for t in range(1, 51):
+        for _ in range(1 if t <= 40 else 9):
+            ctl.observe_arrival(t - 0.5)
+        if t % 10 == 0:
+            ctl.tick(float(t))
+    estimate = ctl.demand_qps  # the EWMA after the burst tick
+    assert 1.0 < estimate < 9.0
+    assert policy.requests[-1].demand_qps == pytest.approx(estimate + share * (9.0 - estimate))

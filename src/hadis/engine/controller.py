@@ -106,7 +106,19 @@ class Controller:
         per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
         self._enqueued_at_last = dict(enq)
         self._since = now
-        return self._request({m: r for m, r in per_model.items() if r > 0})
+        return self._request(
+            {m: r for m, r in per_model.items() if r > 0}, self._burst_demand(short_rate)
+        )
+
+    def _burst_demand(self, short_rate: float) -> float:
+        """The demand to plan for: the estimate, moved towards the last tick's rate when
+        that is higher. A switch shorter than a tick lets an early re-plan follow a burst,
+        so the estimate stays; a longer one lags the burst by (switch - tick), and the plan
+        moves that share of a re-plan period towards the burst it is seeing (30 s switches,
+        10 s ticks, 50 s periods: 40% of the way; 3 s: none)."""
+        lag = self.engine.config.switch_delay_s - self.config.check_s
+        w = min(1.0, max(0.0, lag) / self.config.period_s)
+        return self.demand_qps + w * max(0.0, short_rate - self.demand_qps)
 
     def workers_changed(self) -> None:
         """A worker was lost or came back: the next tick re-plans for the workers alive."""
@@ -177,13 +189,15 @@ class Controller:
                 return True
         return False
 
-    def _request(self, arrival_qps: dict[str, float]) -> PlanRequest:
+    def _request(
+        self, arrival_qps: dict[str, float], demand_qps: float | None = None
+    ) -> PlanRequest:
         engine = self.engine
         return PlanRequest(
             engine.profile,
             self.engine.live_workers(),
             engine.config.slo_s,
-            self.demand_qps,
+            self.demand_qps if demand_qps is None else demand_qps,
             queue=engine.queue_lengths(),
             arrival_qps=arrival_qps,
             overprovision=self.overprovision,
