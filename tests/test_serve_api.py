@@ -476,3 +476,43 @@ def test_a_hung_batch_is_reaped_its_requests_served_elsewhere_and_the_worker_res
     assert r.status_code == 200, r.text
     assert service.workers.restarts == 1 and not service.workers.failed
     assert service.engine.workers[0].alive and len(made) == 3
+
+
+def test_a_worker_that_returns_too_few_images_fails_its_batch_not_its_requests(paper_profile):
+    """A worker whose result does not match its batch (an executor bug) is treated like one
+    that raised: the batch is retried elsewhere and every request still gets its image."""
+    from hadis.routing.simple import NoDiscriminator, NoRouter
+    from hadis.serve.api import create_app
+    from hadis.serve.prom import ServerMetrics
+    from hadis.serve.service import LiveService
+    from hadis.workers.executors import ProfileExecutor
+
+    class Short(ProfileExecutor):
+        def generate(self, model, prompts, seeds, size):
+            out = super().generate(model, prompts, seeds, size)
+            return type(out)(out.images[:-1], out.seconds)
+
+    made = []
+
+    def factory():  # the first executor made is worker 0's
+        ex = (Short if not made else ProfileExecutor)(paper_profile, 0.005, 0.0)
+        made.append(ex)
+        return ex
+
+    cfg = ServeConfig(workers=4, time_scale=0.005, admission=False, initial_demand_qps=2.0)
+    service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
+    metrics = ServerMetrics(cfg.time_scale)
+    service.listeners.append(metrics)
+    app = create_app(service, metrics)
+
+    async def go(c):
+        codes = []
+        for _ in range(3):
+            rs = await asyncio.gather(
+                *(c.post("/v1/images/generations", json={"prompt": f"p{i}"}) for i in range(8))
+            )
+            codes += [r.status_code for r in rs]
+        return codes
+
+    assert run(with_client(app, go)) == [200] * 24
+    assert service.workers._failures_in_a_row.get(0, 0) >= 1 or 0 in service.workers.failed

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ServeConfig(RunConfig):
     """A run's settings (RunConfig, in profile seconds) and the server's.
-    initial_demand_qps None: INITIAL_DEMAND_QPS."""
+    initial_demand_qps None: LIVE_INITIAL_DEMAND_QPS."""
 
     workers: int = 1
     policy: str = "hadis"
@@ -433,7 +433,7 @@ class LiveService:
 
     def batch_done(self, now: float, d: Dispatch, result: BatchResult) -> None:
         """A worker's batch came back: its images and confidences go to the engine."""
-        for q, image in zip(d.queries, result.images, strict=False):
+        for q, image in zip(d.queries, result.images, strict=True):
             q.image = image
         self.run(self.engine.batch_done(now, d.worker, result.confidences))
 

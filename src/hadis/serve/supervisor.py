@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 from typing import TYPE_CHECKING
@@ -79,8 +80,6 @@ class Supervisor:
 
     def annotate(self, snapshot: EngineSnapshot) -> EngineSnapshot:
         """The engine's snapshot with each worker's state and placement as seen here."""
-        import dataclasses
-
         workers = tuple(
             dataclasses.replace(w, state=self.worker_state(w), placement=self.placement(w.id))
             for w in snapshot.workers
@@ -137,6 +136,15 @@ class Supervisor:
         except Exception as e:
             log.exception("worker %d failed a batch of %s", d.worker, d.model)
             self._batch_failed(now, d.worker, str(e))
+            return
+        n = len(d.queries)
+        if len(result.images) != n or len(result.confidences) != n:
+            detail = (
+                f"the worker returned {len(result.images)} images and "
+                f"{len(result.confidences)} scores for a batch of {n}"
+            )
+            log.error("worker %d: %s", d.worker, detail)
+            self._batch_failed(now, d.worker, detail)
             return
         self._failures_in_a_row[d.worker] = 0
         service.batch_done(now, d, result)
