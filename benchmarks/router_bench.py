@@ -89,13 +89,7 @@ def learned_figures(prompts: list[str], rule_p99_ms: float) -> list[Figure]:
         "router": "learned (tfidf-ridge, paper data, alpha 3, 5-fold)",
         "prompts": len(prompts),
     }
-    single = []
-    for p in prompts:
-        s = time.perf_counter()
-        value = router.score(None, p)
-        single.append((time.perf_counter() - s) * 1e3)
-        if not np.isfinite(value):
-            raise BenchmarkFailed(f"learned router scored {p!r} as {value}")
+    single = _one_at_a_time_ms(router, prompts, "learned")
     learned, rule = report["learned"]["auc_gap_top20"], report["rule"]["auc_gap_top20"]
     if not learned > rule:
         raise BenchmarkFailed(f"learned router AUC {learned:.3f} not above the rule's {rule:.3f}")
@@ -138,13 +132,7 @@ def minilm_figures(prompts: list[str]) -> list[Figure]:
     router, report = train_router(paper_data(), "gap", folds=5, seed=0, model="minilm")
     settings = {"router": "learned (minilm-ridge, paper data, alpha 3, 5-fold)",
                 "prompts": len(prompts)}  # fmt: skip
-    single = []
-    for p in prompts:
-        s = time.perf_counter()
-        value = router.score(None, p)
-        single.append((time.perf_counter() - s) * 1e3)
-        if not np.isfinite(value):
-            raise BenchmarkFailed(f"minilm router scored {p!r} as {value}")
+    single = _one_at_a_time_ms(router, prompts, "minilm")
     rule = report["rule"]["auc_gap_top20"]
     return [
         Figure(SUITE, "minilm router: out-of-fold AUC, top-20% gap prompts",
@@ -154,3 +142,15 @@ def minilm_figures(prompts: list[str]) -> list[Figure]:
         Figure(SUITE, "minilm router: cost per prompt, one at a time: p99",
                float(np.percentile(single, 99)), "ms", settings),
     ]  # fmt: skip
+
+
+def _one_at_a_time_ms(router, prompts: list[str], name: str) -> list[float]:
+    """Milliseconds to score each prompt alone; a non-finite score fails the benchmark."""
+    out = []
+    for p in prompts:
+        start = time.perf_counter()
+        value = router.score(None, p)
+        out.append((time.perf_counter() - start) * 1e3)
+        if not np.isfinite(value):
+            raise BenchmarkFailed(f"{name} router scored {p!r} as {value}")
+    return out

@@ -384,10 +384,6 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
     """Worker 0's GPU fails every batch: its queries are retried on the others, after three
     failures in a row it is quarantined, the controller re-plans for three workers, and
     every request still gets its image."""
-    from hadis.routing.simple import NoDiscriminator, NoRouter
-    from hadis.serve.api import create_app
-    from hadis.serve.prom import ServerMetrics
-    from hadis.serve.service import LiveService
     from hadis.serve.supervisor import QUARANTINE_AFTER
     from hadis.workers.executors import ProfileExecutor
 
@@ -395,20 +391,7 @@ def test_a_failing_worker_is_taken_out_of_service_and_no_request_is_lost(paper_p
         def generate(self, model, prompts, seeds, size):
             raise RuntimeError("GPU fell off the bus")
 
-    made = []
-
-    def factory():  # the first executor made is worker 0's
-        ex = (Broken if not made else ProfileExecutor)(paper_profile, 0.005, 0.0)
-        made.append(ex)
-        return ex
-
-    # time scale 0.005: a deadline of 0.6 real seconds leaves room for the retries of the
-    # batches worker 0 fails (at 0.001, 0.12 s, one request in a few runs missed it)
-    cfg = ServeConfig(workers=4, time_scale=0.005, admission=False, initial_demand_qps=2.0)
-    service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
-    metrics = ServerMetrics(cfg.time_scale)
-    service.listeners.append(metrics)
-    app = create_app(service, metrics)
+    service, app = _one_bad_worker_of_four(paper_profile, Broken)
 
     async def go(c):
         codes = []
@@ -481,10 +464,6 @@ def test_a_hung_batch_is_reaped_its_requests_served_elsewhere_and_the_worker_res
 def test_a_worker_that_returns_too_few_images_fails_its_batch_not_its_requests(paper_profile):
     """A worker whose result does not match its batch (an executor bug) is treated like one
     that raised: the batch is retried elsewhere and every request still gets its image."""
-    from hadis.routing.simple import NoDiscriminator, NoRouter
-    from hadis.serve.api import create_app
-    from hadis.serve.prom import ServerMetrics
-    from hadis.serve.service import LiveService
     from hadis.workers.executors import ProfileExecutor
 
     class Short(ProfileExecutor):
@@ -492,18 +471,7 @@ def test_a_worker_that_returns_too_few_images_fails_its_batch_not_its_requests(p
             out = super().generate(model, prompts, seeds, size)
             return type(out)(out.images[:-1], out.seconds)
 
-    made = []
-
-    def factory():  # the first executor made is worker 0's
-        ex = (Short if not made else ProfileExecutor)(paper_profile, 0.005, 0.0)
-        made.append(ex)
-        return ex
-
-    cfg = ServeConfig(workers=4, time_scale=0.005, admission=False, initial_demand_qps=2.0)
-    service = LiveService(paper_profile, cfg, factory, NoRouter(), NoDiscriminator())
-    metrics = ServerMetrics(cfg.time_scale)
-    service.listeners.append(metrics)
-    app = create_app(service, metrics)
+    service, app = _one_bad_worker_of_four(paper_profile, Short)
 
     async def go(c):
         codes = []
@@ -516,3 +484,27 @@ def test_a_worker_that_returns_too_few_images_fails_its_batch_not_its_requests(p
 
     assert run(with_client(app, go)) == [200] * 24
     assert service.workers._failures_in_a_row.get(0, 0) >= 1 or 0 in service.workers.failed
+
+
+def _one_bad_worker_of_four(profile, bad):
+    """A live service of 4 profile-executor workers (time scale 0.005, no admission)
+    whose worker 0 runs the executor class `bad`; returns (service, app). At 0.005 a
+    deadline of 0.6 real seconds leaves room for the retries of worker 0's batches."""
+    from hadis.routing.simple import NoDiscriminator, NoRouter
+    from hadis.serve.api import create_app
+    from hadis.serve.prom import ServerMetrics
+    from hadis.serve.service import LiveService
+    from hadis.workers.executors import ProfileExecutor
+
+    made = []
+
+    def factory():  # the first executor made is worker 0's
+        ex = (bad if not made else ProfileExecutor)(profile, 0.005, 0.0)
+        made.append(ex)
+        return ex
+
+    cfg = ServeConfig(workers=4, time_scale=0.005, admission=False, initial_demand_qps=2.0)
+    service = LiveService(profile, cfg, factory, NoRouter(), NoDiscriminator())
+    metrics = ServerMetrics(cfg.time_scale)
+    service.listeners.append(metrics)
+    return service, create_app(service, metrics)
