@@ -49,3 +49,21 @@ def test_a_new_router_and_executor_register_by_name(paper_profile) -> None:
     finally:
         registry._ROUTERS.pop("test-half", None)
         executors._EXECUTORS.unregister("test-instant")
+
+
+def test_a_router_must_say_whether_it_is_expensive() -> None:
+    class Bare:
+        name = "bare"
+
+        def score(self, prompt_id, prompt=None):
+            return 0.0
+
+        def threshold(self, r):
+            return 0.0
+
+    registry.register_router("test-bare")(lambda arg, seed: Bare())
+    try:
+        with pytest.raises(HadisError, match="must say whether scoring is expensive"):
+            registry.make_router("test-bare")
+    finally:
+        registry._ROUTERS.pop("test-bare", None)

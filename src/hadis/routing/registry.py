@@ -42,7 +42,13 @@ def discriminator_names() -> list[str]:
 
 def make_router(spec: str, seed: int = 0) -> Router:
     factory, arg = _lookup(_ROUTERS, spec, "router")
-    return factory(arg, seed)
+    router = factory(arg, seed)
+    if not isinstance(getattr(router, "expensive", None), bool):
+        raise HadisError(
+            f"router {spec!r} must say whether scoring is expensive (a bool attribute "
+            "`expensive`: servers run expensive routers off their event loop)"
+        )
+    return router
 
 
 def make_discriminator(spec: str, profile: Any, seed: int = 0) -> Discriminator:
