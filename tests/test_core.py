@@ -135,3 +135,30 @@ def test_dispatch_names_the_images_to_score():
         False,
     ]
     assert Dispatch(0, "m0", [light], score=False).scored() == [False]
+
+
+def test_a_switch_is_expected_to_take_the_models_load_or_reload_time(pool):
+    """LoadModel.expected_s: the profile's load time from disk, its reload time when the
+    worker keeps the model in host memory (the last one it held), the configured switch
+    delay where the profile measured nothing."""
+    models = tuple(
+        dataclasses.replace(m, load_s=load, reload_s=reload)
+        for m, (load, reload) in zip(pool.models, [(20.0, 2.0), (40.0, None)], strict=True)
+    )
+    timed = dataclasses.replace(pool, models=models)
+
+    def switches(profile, host_cache):
+        eng = Engine(profile, 1, EngineConfig(slo_s=60.0, switch_delay_s=3.0,
+                                              host_cache=host_cache),
+                     TableRouter([0.0] * 10), TableDiscriminator([1.0] * 10))  # fmt: skip
+        out = []
+        for t, model in enumerate(["m0", "m1", "m0", "m1"]):
+            (load,) = eng.apply_plan(float(t), make_plan({model: 1}, {model: 1}, model))
+            assert isinstance(load, LoadModel) and load.model == model
+            out.append(load.expected_s)
+            eng.worker_ready(float(t), load.worker)
+        return out, eng.switch_s
+
+    assert switches(timed, 1) == ([20.0, 40.0, 2.0, 40.0], 40.0)  # m1 has no reload time
+    assert switches(timed, 0) == ([20.0, 40.0, 20.0, 40.0], 40.0)  # nothing kept in host
+    assert switches(pool, 1) == ([3.0, 3.0, 3.0, 3.0], 3.0)  # unmeasured: the delay

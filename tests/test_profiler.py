@@ -87,6 +87,9 @@ def test_profile_build_end_to_end(inputs):
     row = next(c for c in profile.configs if c.r == 1)
     assert row.quality == pytest.approx(heavy.quality_alone, rel=1e-3)
     assert pareto_table(profile)
+    # switch times measured: from disk, and back from host memory (a copy, no disk read)
+    for m in profile.models:
+        assert m.load_s is not None and m.reload_s is not None and m.reload_s < m.load_s
     plan = HadisPolicy().plan(PlanRequest(profile, 2, 60.0, 1.0))
     assert plan.feasible
     # resumable: cached latencies, images and scores are reused
@@ -122,3 +125,32 @@ def test_profile_build_bad_pool(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "pool file" in res.stderr
+
+
+def test_diffusers_executor_keeps_the_last_pipeline_in_host_memory(inputs, monkeypatch):
+    """Moving back to the model a worker just left reloads nothing from disk, and the
+    images are the same as from a fresh load."""
+    from hadis.profiling import load_pool
+    from hadis.profiling.profiler import profile_stub
+    from hadis.workers import executors
+
+    profile = profile_stub(load_pool(inputs / "pool.json"))
+    loads = []
+    real = executors.pipeline_class
+
+    def counting(source):
+        loads.append(source)
+        return real(source)
+
+    monkeypatch.setattr(executors, "pipeline_class", counting)
+    ex = executors.DiffusersExecutor(profile, host_cache=1)
+    first = ex.generate("light", ["a red circle"], [3], (32, 32)).images
+    ex.load("heavy")
+    ex.load("light")  # from host memory
+    assert len(loads) == 2
+    assert ex.generate("light", ["a red circle"], [3], (32, 32)).images == first
+    none = executors.DiffusersExecutor(profile, host_cache=0)
+    none.load("light")
+    none.load("heavy")
+    none.load("light")
+    assert len(loads) == 5  # without a host cache every switch reads the disk

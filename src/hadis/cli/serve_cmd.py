@@ -22,6 +22,7 @@ from hadis.cli.common import (
     user_errors,
 )
 from hadis.cli.trace_cmd import resolve_trace
+from hadis.core.config import HOST_CACHE
 from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import load_profile
@@ -153,6 +154,12 @@ def serve_command(
         help="Connections and requests in flight beyond which new ones get 503 (uvicorn's "
         "plain-text answer; default: no limit).",
     ),
+    host_cache: int = typer.Option(
+        HOST_CACHE,
+        min=0,
+        help="Models each worker keeps in host memory besides the one on its device, so "
+        "moving back to one is a copy, not a load from disk (each costs host RAM).",
+    ),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -227,6 +234,7 @@ def serve_command(
     pool = worker_backend(
         prof,
         chaos=faults,
+        host_cache=host_cache,
         backend=backend,
         executor=executor,
         discriminator=discriminator,
@@ -261,6 +269,7 @@ def serve_command(
         max_body_bytes=max_body_bytes,
         docs=docs,
         gallery=gallery,
+        host_cache=host_cache,
         watchdog_factor=watchdog_factor,
         restart_after_s=restart_after,
         load_timeout_s=load_timeout,

@@ -58,7 +58,9 @@ def simulate_command(
         defaults.DROP_FACTOR, help="Drop before execution past this x SLO."
     ),
     switch_delay: float = typer.Option(
-        defaults.SWITCH_DELAY_S, help="Model switch time per worker (s)."
+        defaults.SWITCH_DELAY_S,
+        help="Model switch time per worker (s), for models whose profile has no measured "
+        "load time.",
     ),
     latency_noise: float = typer.Option(0.0, help="Sigma of lognormal batch-latency noise."),
     table: str = typer.Option(

@@ -21,6 +21,7 @@ BACKLOG_FRACTION = 0.2  # early re-plan when a queue needs more than this x SLO 
 EWMA_ALPHA = 0.35  # demand smoothing per tick (time constant ~ 25 s at 10 s ticks)
 INITIAL_DEMAND_QPS = 1.0  # demand assumed before anything was measured
 MAX_RETRIES = 1  # a query whose batch failed runs again this many times
+HOST_CACHE = 1  # models a worker keeps in host memory besides the one on its device
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class EngineConfig:
     switch_delay_s: float = SWITCH_DELAY_S
     seed: int = 0  # for split (Proteus) routing
     max_retries: int = MAX_RETRIES
+    host_cache: int = HOST_CACHE
 
     def __post_init__(self) -> None:
         if not self.slo_s > 0:
@@ -40,6 +42,8 @@ class EngineConfig:
             raise HadisError(f"switch delay must be >= 0 seconds, got {self.switch_delay_s}")
         if self.max_retries < 0:
             raise HadisError(f"max retries must be >= 0, got {self.max_retries}")
+        if self.host_cache < 0:
+            raise HadisError(f"host cache must be >= 0 models, got {self.host_cache}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class RunConfig:
     # demand the first plan assumes; None: the driver's estimate (the simulator: the
     # trace's rate over its first period; the server: INITIAL_DEMAND_QPS)
     initial_demand_qps: float | None = None
+    host_cache: int = HOST_CACHE  # models a worker keeps in host memory besides its own
     policy_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,7 +92,13 @@ class RunConfig:
         self.controller_config(self.initial_demand_qps or 0.0)
 
     def engine_config(self, **overrides: Any) -> EngineConfig:
-        config = EngineConfig(self.slo_s, self.drop_factor, self.switch_delay_s, self.seed)
+        config = EngineConfig(
+            self.slo_s,
+            self.drop_factor,
+            self.switch_delay_s,
+            self.seed,
+            host_cache=self.host_cache,
+        )
         return dataclasses.replace(config, **overrides) if overrides else config
 
     def controller_config(self, initial_demand_qps: float | None = None) -> ControllerConfig:

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hadis.core.config import HOST_CACHE
+
 
 class AppArgs(BaseModel):
     """The application's arguments (`serve run ... key=value` or a config's `args:`)."""
@@ -38,6 +40,7 @@ class AppArgs(BaseModel):
     slo: float | None = Field(None, gt=0)
     seed: int = 0
     max_queue: int = Field(1000, ge=1)
+    host_cache: int = Field(HOST_CACHE, ge=0)  # models a worker keeps in host memory
     api_keys: list[str] = []  # default: HADIS_API_KEY, if set
     namespace: str = "hadis"
     ingress_cpus: float = Field(1.0, ge=0)
@@ -74,6 +77,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
         namespace=args.namespace,
         num_cpus=args.worker_cpus,
         num_gpus=gpus,
+        host_cache=args.host_cache,
     )
     workers = worker_count(args.workers, backend, chosen.workers)
     config = ServeConfig(
@@ -84,6 +88,7 @@ def build_fastapi_app(args: AppArgs) -> Any:
         time_scale=args.time_scale,
         seed=args.seed,
         max_queue=args.max_queue,
+        host_cache=args.host_cache,
         api_keys=tuple(args.api_keys or _env_keys()),
     )
     return build_app(

@@ -116,7 +116,7 @@ class Controller:
         so the estimate stays; a longer one lags the burst by (switch - tick), and the plan
         moves that share of a re-plan period towards the burst it is seeing (30 s switches,
         10 s ticks, 50 s periods: 40% of the way; 3 s: none)."""
-        lag = self.engine.config.switch_delay_s - self.config.check_s
+        lag = self.engine.switch_s - self.config.check_s
         w = min(1.0, max(0.0, lag) / self.config.period_s)
         return self.demand_qps + w * max(0.0, short_rate - self.demand_qps)
 
@@ -155,7 +155,7 @@ class Controller:
                 current,
                 plan,
                 req,
-                switch_s=self.engine.config.switch_delay_s,
+                switch_s=self.engine.switch_s,
                 horizon_s=self.config.period_s,
             )
         ):
@@ -210,5 +210,5 @@ class Controller:
         switches are slow. A re-plan that moves workers takes their capacity offline for
         switch_s, a share switch_s / period_s of a re-plan period, which the plan holds in
         reserve (3 s switches every 50 s: 1.06; 30 s: 1.6)."""
-        switch_share = self.engine.config.switch_delay_s / self.config.period_s
+        switch_share = self.engine.switch_s / self.config.period_s
         return max(self.config.overprovision, 1.0 + switch_share)

@@ -89,6 +89,7 @@ class Worker:
         "running",
         "started_s",
         "scored",
+        "host",
         "alive",
     )
 
@@ -103,6 +104,7 @@ class Worker:
         self.running: list[Query] = []
         self.started_s = 0.0
         self.scored = False  # its running batch's images are scored (it may escalate)
+        self.host: list[str] = []  # models it keeps in host memory, most recent first
         self.alive = True  # False: lost (died, quarantined) until worker_back
 
 
@@ -133,6 +135,7 @@ class Engine:
         self.plan: Plan | None = None
         self._rng = random.Random(config.seed)
         self._latency = {m.name: m.latency_table for m in profile.models}
+        self._variants = {m.name: m for m in profile.models}
         self._router_cut = float("inf")
         self._disc_cut = float("-inf")
         self._drop_after_s = config.drop_factor * config.slo_s
@@ -363,6 +366,7 @@ class Engine:
             self.free[w.assigned].remove(w.wid)
         w.assigned = w.loaded = w.loading = None
         w.switching = False
+        w.host.clear()  # a replacement process starts with nothing in memory
         return self._requeue(now, batch)
 
     def worker_back(self, now: float, worker: int) -> list[Command]:
@@ -406,10 +410,29 @@ class Engine:
         return self._fill(now, w.assigned)
 
     def _start_switch(self, now: float, w: Worker) -> LoadModel:
-        assert w.assigned is not None
+        """The worker moves to its assigned model: the one on its device goes to host
+        memory (up to host_cache models, most recent first), so moving back is a reload;
+        the switch is expected to take the profile's load or reload time for the model
+        (the configured switch delay where the profile has none)."""
+        target = w.assigned
+        assert target is not None
+        in_host = target in w.host
+        if in_host:
+            w.host.remove(target)
+        if w.loaded is not None and w.loaded != target:
+            w.host.insert(0, w.loaded)
+        del w.host[self.config.host_cache :]
         w.switching = True
-        w.loading = w.assigned
-        return LoadModel(w.wid, w.assigned, self.config.switch_delay_s)
+        w.loading = target
+        expected = self._variants[target].switch_s(in_host, self.config.switch_delay_s)
+        return LoadModel(w.wid, target, expected)
+
+    @property
+    def switch_s(self) -> float:
+        """The longest expected switch (from disk) of the profile's models: what a re-plan
+        that moves workers should count on."""
+        default = self.config.switch_delay_s
+        return max(m.switch_s(False, default) for m in self.profile.models)
 
     def worker_ready(self, now: float, worker: int) -> list[Command]:
         """A model load finished (the driver carried out a LoadModel)."""

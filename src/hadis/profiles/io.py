@@ -65,6 +65,12 @@ class ModelSpec(_Strict):
     quality_alone: FiniteFloat
     latency_s: dict[int, float] = Field(description="batch size -> seconds per batch")
     max_batch: int = Field(default=32, ge=1)
+    load_s: float | None = Field(
+        default=None, ge=0, description="seconds to load the model from disk onto a device"
+    )
+    reload_s: float | None = Field(
+        default=None, ge=0, description="seconds to move it back from host memory"
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("latency_s")
@@ -134,6 +140,8 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
             max_batch=m.max_batch,
             batch_rule=rule,
             extra=m.extra,
+            load_s=m.load_s,
+            reload_s=m.reload_s,
         )
         for m in spec.models
     )
@@ -172,6 +180,11 @@ def profile_to_dict(profile: Profile, batch_rule_note: str | None = None) -> dic
                 "quality_alone": m.quality_alone,
                 "latency_s": {str(b): s for b, s in m.latency_s.items()},
                 "max_batch": m.max_batch,
+                **{
+                    k: v
+                    for k, v in (("load_s", m.load_s), ("reload_s", m.reload_s))
+                    if v is not None
+                },
                 "extra": dict(m.extra),
             }
             for m in profile.models

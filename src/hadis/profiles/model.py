@@ -59,6 +59,17 @@ class ModelVariant:
     max_batch: int = 32
     batch_rule: BatchRule = field(default_factory=BatchRule)
     extra: Mapping[str, object] = field(default_factory=dict)
+    # Seconds a worker takes to switch to this model (measured by the profiler): from disk,
+    # and from host memory when the worker kept it there. None: not measured (profiles
+    # from before; a run then charges its --switch-delay).
+    load_s: float | None = None
+    reload_s: float | None = None
+
+    def switch_s(self, in_host_memory: bool, default: float) -> float:
+        """Expected seconds to switch a worker to this model."""
+        if in_host_memory and self.reload_s is not None:
+            return self.reload_s
+        return self.load_s if self.load_s is not None else default
 
     def batch_latency_s(self, batch: int) -> float:
         """Seconds to generate one batch of `batch` images.

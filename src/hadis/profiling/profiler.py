@@ -10,10 +10,12 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from hadis import bundled
 from hadis.errors import HadisError
 from hadis.fid import FidScorer, make_pixel_features
 from hadis.profiles import BatchRule, ConfigRow, Direction, Metric, ModelVariant, Profile
@@ -35,6 +37,27 @@ def profile_stub(spec: PoolSpec) -> Profile:
         for v in spec.variants
     )
     return Profile(spec.name, spec.gpu_type, Metric("FID", Direction.LOWER), models, ())
+
+
+def measure_loads(
+    make_executor: Callable[[], Any], variants: list[tuple[str, str]]
+) -> dict[str, list[float | None]]:
+    """Per variant [seconds to load it from disk, seconds to move it back from host
+    memory], each measured once on a fresh executor (with a host cache of one): load it,
+    load a variant of another source (which puts it in host memory), load it again. The
+    reload is None when every variant shares one source (switching between them moves
+    nothing)."""
+    out: dict[str, list[float | None]] = {}
+    for name, source in variants:
+        other = next((n for n, s in variants if s != source), None)
+        executor = make_executor()
+        disk = executor.load(name)
+        reload = None
+        if other is not None:
+            executor.load(other)
+            reload = executor.load(name)
+        out[name] = [round(disk, 4), None if reload is None else round(reload, 4)]
+    return out
 
 
 def measure_latency(
@@ -146,6 +169,18 @@ def build_profile(
             lat_file.write_text(json.dumps(latency, indent=1))
         progress("latency", i + 1, len(order))
 
+    # 1b. model switch times, from disk and from host memory (cached)
+    load_file = workdir / "load.json"
+    loads: dict[str, list[float | None]] = (
+        json.loads(load_file.read_text()) if load_file.exists() else {}
+    )
+    if set(loads) != {v.name for v in order}:
+        loads = measure_loads(
+            lambda: DiffusersExecutor(stub, spec.device, spec.dtype, local_files_only, 1),
+            [(v.name, bundled.resolve(v.source)) for v in order],
+        )
+        load_file.write_text(json.dumps(loads, indent=1))
+
     # 2. images (cached per file: a rerun resumes)
     generate_images(executor, order, prompts, workdir / "images", progress)
 
@@ -232,6 +267,8 @@ def build_profile(
             max_batch=v.max_batch,
             batch_rule=BatchRule(0.9),
             extra={"latency_p95_s": {b: m[1] for b, m in latency[v.name].items()}},
+            load_s=loads[v.name][0],
+            reload_s=loads[v.name][1],
         )
         for v in order
     )
@@ -263,8 +300,6 @@ def _cache_key(spec: str) -> str:
     """A file-name-safe key of a router/discriminator spec; a file-backed one (PATH after
     `learned:` or `trained:`) also carries a digest of its file, so a retrained model does
     not reuse the scores of the old one."""
-    from hadis import bundled
-
     key = re.sub(r"[^A-Za-z0-9.-]+", "_", spec)
     kind, _, path = spec.partition(":")
     if kind == "learned":

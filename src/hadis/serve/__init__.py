@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import hadis.workers  # noqa: F401  (every executor and backend registered)
-from hadis.core.config import SLO_S, SWITCH_DELAY_S
+from hadis.core.config import HOST_CACHE, SLO_S, SWITCH_DELAY_S
 from hadis.engine.quality import QualityTable
 from hadis.errors import HadisError
 from hadis.profiles import Profile
@@ -86,12 +86,13 @@ def worker_backend(
     dtype: str = "float32",
     local_files_only: bool = False,
     chaos: Chaos | None = None,
+    host_cache: int = HOST_CACHE,
     **options: Any,
 ) -> WorkerBackend:
     """Where the workers run (`local`: threads of this process; `ray`: actors on a Ray
     cluster, `options` being the backend's own: address, namespace, num_cpus, num_gpus)."""
     settings = ExecutorSettings(
-        profile, time_scale, switch_delay_s, device, dtype, local_files_only
+        profile, time_scale, switch_delay_s, device, dtype, local_files_only, host_cache
     )
     executor_factory(executor, settings)  # an unknown executor or a missing extra: fail here
     spec = WorkerSpec(executor, settings, discriminator, seed, chaos)
@@ -125,6 +126,7 @@ def build_app(
             device=device,
             dtype=dtype,
             local_files_only=local_files_only,
+            host_cache=config.host_cache,
         )
     metrics = ServerMetrics(
         config.time_scale,

@@ -184,7 +184,7 @@ def simulate(
     next_tick = tick
     idle_skip_s = 2 * config.replan_period_s
     # Warm start: the first plan's models are loaded before traffic begins, as a live
-    # server loads them before it reports ready; later switches cost switch_delay_s.
+    # server loads them before it reports ready; later switches cost what LoadModel says.
     first = controller.start(0.0)
     while any(type(c) is LoadModel for c in first):
         ready = [c for c in first if type(c) is LoadModel]

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageDraw
 
 from hadis import bundled
-from hadis.core.config import SWITCH_DELAY_S
+from hadis.core.config import HOST_CACHE, SWITCH_DELAY_S
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.registry import Registry
@@ -69,7 +69,9 @@ def placeholder_png(model: str, size: tuple[int, int]) -> bytes:
 
 class ProfileExecutor:
     """Load-testing executor: waits the profiled batch latency x time_scale and returns
-    labelled placeholder images. A model switch waits switch_delay_s x time_scale.
+    labelled placeholder images. A model switch waits the profile's load time (its reload
+    time when the model is among the last `host_cache` it held), else switch_delay_s,
+    x time_scale: what the engine expects (Engine._start_switch).
 
     For load tests and sim-vs-live parity only; it never generates real images.
     """
@@ -77,17 +79,32 @@ class ProfileExecutor:
     name = "profile"
 
     def __init__(
-        self, profile: Profile, time_scale: float = 1.0, switch_delay_s: float = SWITCH_DELAY_S
+        self,
+        profile: Profile,
+        time_scale: float = 1.0,
+        switch_delay_s: float = SWITCH_DELAY_S,
+        host_cache: int = HOST_CACHE,
     ):
         if not time_scale > 0:
             raise HadisError(f"time scale must be > 0, got {time_scale}")
         self.profile = profile
         self.time_scale = time_scale
         self.switch_delay_s = switch_delay_s
+        self.host_cache = host_cache
+        self._loaded: str | None = None
+        self._host: list[str] = []  # most recent first
 
     def load(self, model: str) -> float:
         start = time.perf_counter()
-        time.sleep(self.switch_delay_s * self.time_scale)
+        in_host = model in self._host
+        if in_host:
+            self._host.remove(model)
+        if self._loaded is not None and self._loaded != model:
+            self._host.insert(0, self._loaded)
+        del self._host[self.host_cache :]
+        self._loaded = model
+        seconds = self.profile.model(model).switch_s(in_host, self.switch_delay_s)
+        time.sleep(seconds * self.time_scale)
         return time.perf_counter() - start
 
     def generate(
@@ -134,8 +151,11 @@ def _quiet_model_loading() -> None:
 class DiffusersExecutor:
     """Runs real diffusers pipelines: `DiffusionPipeline.from_pretrained(source)` of the
     profile's model (a model id or a local path), with the profile's steps and guidance,
-    per-query seeds, on `device` in `dtype`. Keeps one pipeline loaded per worker; moving
-    between variants of the same source (other steps or guidance) reloads nothing.
+    per-query seeds, on `device` in `dtype`. Keeps one pipeline on the device per worker;
+    moving between variants of the same source (other steps or guidance) reloads nothing,
+    and the last `host_cache` pipelines it moved off stay in host memory (on the CPU), so
+    moving back is a copy to the device, not a load from disk (each costs host RAM: a
+    pipeline's size in its dtype).
     """
 
     name = "diffusers"
@@ -146,6 +166,7 @@ class DiffusersExecutor:
         device: str = "cpu",
         dtype: str = "float32",
         local_files_only: bool = False,
+        host_cache: int = HOST_CACHE,
     ) -> None:
         try:
             import torch  # noqa: F401
@@ -166,9 +187,11 @@ class DiffusersExecutor:
         self.device = device
         self.dtype = dtype
         self.local_files_only = local_files_only
+        self.host_cache = host_cache
         self._model: str | None = None
         self._source: str | None = None
         self._pipe = None
+        self._host: dict[str, Any] = {}  # source -> pipeline on the CPU, oldest first
 
     def load(self, model: str) -> float:
         import diffusers
@@ -182,15 +205,23 @@ class DiffusersExecutor:
         if self._pipe is not None and source == self._source:
             self._model = model  # variants of one model differ only in steps and guidance
             return time.perf_counter() - start
-        try:
-            pipe = pipeline_class(source).from_pretrained(
-                source,
-                local_files_only=self.local_files_only,
-                **{dtype_key: getattr(torch, self.dtype)},
-            )
-        except Exception as e:
-            raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
-        pipe.set_progress_bar_config(disable=True)
+        pipe = self._host.pop(source, None)  # in host memory: no disk read
+        if self._pipe is not None and self.host_cache > 0:  # keep the current one there
+            assert self._source is not None
+            self._host[self._source] = self._pipe.to("cpu")
+            while len(self._host) > self.host_cache:
+                self._host.pop(next(iter(self._host)))
+        self._pipe = None
+        if pipe is None:
+            try:
+                pipe = pipeline_class(source).from_pretrained(
+                    source,
+                    local_files_only=self.local_files_only,
+                    **{dtype_key: getattr(torch, self.dtype)},
+                )
+            except Exception as e:
+                raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
+            pipe.set_progress_bar_config(disable=True)
         self._pipe = pipe.to(self.device)
         self._model = model
         self._source = source
@@ -258,6 +289,7 @@ class ExecutorSettings:
     device: str = "cpu"
     dtype: str = "float32"
     local_files_only: bool = False
+    host_cache: int = HOST_CACHE  # models a worker keeps in host memory besides its own
 
 
 # name -> (settings -> a callable that builds one executor per worker). An executor is one
@@ -271,12 +303,12 @@ executor_names = _EXECUTORS.names
 @register_executor("diffusers")
 def _diffusers(s: ExecutorSettings) -> Callable[[], Executor]:
     DiffusersExecutor(s.profile, s.device, s.dtype, s.local_files_only)  # fail fast on imports
-    return lambda: DiffusersExecutor(s.profile, s.device, s.dtype, s.local_files_only)
+    return lambda: DiffusersExecutor(s.profile, s.device, s.dtype, s.local_files_only, s.host_cache)
 
 
 @register_executor("profile")
 def _profile(s: ExecutorSettings) -> Callable[[], Executor]:
-    return lambda: ProfileExecutor(s.profile, s.time_scale, s.switch_delay_s)
+    return lambda: ProfileExecutor(s.profile, s.time_scale, s.switch_delay_s, s.host_cache)
 
 
 @register_executor("instant")
