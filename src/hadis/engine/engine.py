@@ -31,6 +31,7 @@ from typing import Protocol
 from hadis.core.commands import Command, Dispatch, LoadModel, may_escalate
 from hadis.core.config import EngineConfig
 from hadis.core.cuts import DiscriminatorCut, RouterCut
+from hadis.core.host_memory import switch_in_host
 from hadis.core.plan import Plan
 from hadis.core.query import (
     DIRECT,
@@ -416,12 +417,7 @@ class Engine:
         (the configured switch delay where the profile has none)."""
         target = w.assigned
         assert target is not None
-        in_host = target in w.host
-        if in_host:
-            w.host.remove(target)
-        if w.loaded is not None and w.loaded != target:
-            w.host.insert(0, w.loaded)
-        del w.host[self.config.host_cache :]
+        in_host = switch_in_host(w.host, w.loaded, target, self.config.host_cache)
         w.switching = True
         w.loading = target
         expected = self._variants[target].switch_s(in_host, self.config.switch_delay_s)

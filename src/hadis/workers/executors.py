@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from hadis import bundled
 from hadis.core.config import HOST_CACHE, SWITCH_DELAY_S
+from hadis.core.host_memory import switch_in_host
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.registry import Registry
@@ -96,12 +97,7 @@ class ProfileExecutor:
 
     def load(self, model: str) -> float:
         start = time.perf_counter()
-        in_host = model in self._host
-        if in_host:
-            self._host.remove(model)
-        if self._loaded is not None and self._loaded != model:
-            self._host.insert(0, self._loaded)
-        del self._host[self.host_cache :]
+        in_host = switch_in_host(self._host, self._loaded, model, self.host_cache)
         self._loaded = model
         seconds = self.profile.model(model).switch_s(in_host, self.switch_delay_s)
         time.sleep(seconds * self.time_scale)
