@@ -7,7 +7,11 @@ capacity (the research code waited for the next period while queues grew). Deman
 EWMA, updated every tick, of the arrival rate (arrivals per second, not in-flight counts);
 an early re-plan uses the last tick's rate when that is higher. Queue lengths and
 per-model arrival rates come from the engine. If the policy raises, the last good plan
-stays in force.
+stays in force. Slow model switches shape the request too: plans keep a capacity reserve
+for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
+they are made for the burst the last tick saw (`_burst_demand`); a new plan that moves
+workers replaces the one in force only when it pays for its switches
+(planner/hysteresis.py).
 """
 
 from __future__ import annotations
