@@ -125,6 +125,7 @@ CASES = [
     (["serve", "--backend", "nope", "--executor", "instant"], "unknown backend"),
     (["serve", "--chaos", "explode:1", "--executor", "instant"], "unknown chaos"),
     (["serve", "--load-timeout", "-1", "--executor", "instant"], "--load-timeout"),
+    (["serve", "--host-cache", "-1", "--executor", "instant"], "--host-cache"),
     (["serve", "--ssl-keyfile", "k.pem", "--executor", "instant"], "go together"),
     (["serve", "--ssl-keyfile", "/nope/k", "--ssl-certfile", "/nope/c"], "no such file"),
     (["serve", "--limit-concurrency", "0", "--executor", "instant"], "--limit-concurrency"),

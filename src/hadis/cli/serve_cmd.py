@@ -156,7 +156,6 @@ def serve_command(
     ),
     host_cache: int = typer.Option(
         HOST_CACHE,
-        min=0,
         help="Models each worker keeps in host memory besides the one on its device, so "
         "moving back to one is a copy, not a load from disk (each costs host RAM).",
     ),
@@ -216,6 +215,8 @@ def serve_command(
     if executor is not None and executor not in executor_names():
         valid = ", ".join(executor_names())
         raise HadisError(f"unknown executor {executor!r}; valid: {valid}")
+    if host_cache < 0:
+        raise HadisError(f"--host-cache must be >= 0 models, got {host_cache}")
     prof = load_profile(profile)
     chosen = serving_choices(
         prof, executor=executor, router=router, discriminator=discriminator, slo_s=slo

@@ -107,7 +107,8 @@ class Query:
         self.prompt_id = prompt_id
         self.prompt = prompt
         self.image_seed = image_seed
-        # scored by the driver ahead (e.g. a whole trace at once), else by the engine
+        # the driver's router score: required when the plan routes by score (it may score a
+        # whole trace ahead); the engine never scores
         self.router_score = router_score
         self.pair: tuple[str, ...] = ()
         self.path = LIGHT

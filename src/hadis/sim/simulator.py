@@ -94,7 +94,7 @@ def default_discriminator(
 
 def _scores_ahead(router: Router, trace: Trace) -> list[float] | None:
     """The whole trace's router scores in one call when the router can (reference prompt
-    ids); otherwise the engine scores each query as it arrives."""
+    ids); otherwise the simulator scores each query as it arrives, when the plan routes."""
     score_ids = getattr(router, "score_ids", None)
     if score_ids is None or trace.prompt or np.any(trace.prompt_id < 0):
         return None
@@ -105,7 +105,8 @@ def _confidences_ahead(
     discriminator: Discriminator, profile: Profile, trace: Trace, image_seeds: list[int]
 ) -> dict[str, list[float]] | None:
     """Every query's confidence under every model, looked up at once when the discriminator
-    can (reference scores for every model); otherwise the engine asks per light query."""
+    can (reference scores for every model); otherwise the simulator scores each batch
+    Dispatch.scored() names."""
     lookup = getattr(discriminator, "confidence_ids", None)
     if lookup is None or np.any(trace.prompt_id < 0):
         return None
