@@ -45,6 +45,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=3, help="images per prompt and variant")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--models", type=Path, default=None, help="model folders (default: the bundled ones)"
+    )
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -54,10 +58,12 @@ def main() -> None:
     }
     for name, prompts in sets.items():
         np.savez_compressed(args.out / f"{name}_prompts.npz", a=np.array(prompts))
-    for variant, (model, steps, guidance) in VARIANTS.items():
-        pipe = HadisDemoPipeline.from_pretrained(
-            bundled.resolve(f"hadis:demo/models/{model}"), local_files_only=True
-        ).to(args.device)
+    for variant in args.variants:
+        model, steps, guidance = VARIANTS[variant]
+        folder = (
+            args.models / model if args.models else bundled.resolve(f"hadis:demo/models/{model}")
+        )
+        pipe = HadisDemoPipeline.from_pretrained(folder, local_files_only=True).to(args.device)
         start = time.perf_counter()
         for name, prompts in sets.items():
             jobs = [(i, k) for k in range(args.images) for i in range(len(prompts))]

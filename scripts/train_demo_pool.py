@@ -25,6 +25,12 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=[m.name for m in DEMO_MODELS])
     ap.add_argument("--step-scale", type=float, default=1.0, help="Scale training steps.")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--unseen-backgrounds",
+        nargs="*",
+        default=None,
+        help="Backgrounds the models never see in training (a concept gap; docs/router.md).",
+    )
     args = ap.parse_args()
     summaries = []
     for spec in DEMO_MODELS:
@@ -33,6 +39,8 @@ def main() -> int:
         spec = dataclasses.replace(
             spec, steps=max(1, round(spec.steps * args.step_scale)), seed=args.seed
         )
+        if args.unseen_backgrounds is not None:
+            spec = dataclasses.replace(spec, unseen_backgrounds=tuple(args.unseen_backgrounds))
         last = [0.0]
 
         def report(

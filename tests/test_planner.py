@@ -42,10 +42,10 @@ def instances(draw):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(instances())
-def test_milp_matches_exhaustive_search(inst):
+@given(instances(), st.sampled_from([0.0, 0.5, 1.0]))
+def test_milp_matches_exhaustive_search(inst, batch_wait):
     profile, gpus, slo, demand = inst
-    req = PlanRequest(profile, gpus, slo, demand)
+    req = PlanRequest(profile, gpus, slo, demand, batch_wait=batch_wait)
     brute = solve_exhaustive(req, build_candidates(profile, profile.configs))
     for solver in ("milp", "enumerate"):
         p = HadisPolicy(solver=solver).plan(req)
@@ -147,9 +147,12 @@ def test_clipper_baselines(paper_profile):
     assert light.gpus == {"sdxl-lightning": 16} and light.batch == {"sdxl-lightning": 32}
     heavy = plan(req, "clipper-heavy")
     assert heavy.gpus == {"sd35-large": 16}
-    assert heavy.batch == {"sd35-large": 2}  # 0.9*4*27 = 97 s > 60 s
+    # half a batch's wait for the one in progress: 1.5 x 0.9*2*27 = 73 s > 60 s
+    assert heavy.batch == {"sd35-large": 1}
     assert heavy.admission_factor == 1.0
-    assert not heavy.feasible  # 16 GPUs x 2 / 48.6 s = 0.66 q/s < 3 q/s
+    assert not heavy.feasible  # 16 GPUs x 1 / 27 s = 0.59 q/s < 3 q/s
+    paper_rule = plan(PlanRequest(paper_profile, 16, 60.0, 3.0, batch_wait=0.0), "clipper-heavy")
+    assert paper_rule.batch == {"sd35-large": 2}  # 0.9*4*27 = 97 s > 60 s
 
 
 def test_diffserve_is_pinned_to_pair_and_router_off(paper_profile):

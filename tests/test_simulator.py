@@ -126,9 +126,12 @@ def test_paper_experiment_acceptance(paper_profile):
     trace = azure_functions(1.0, 6.4, 10.0, seed=0)
     s, _ = run_policies(paper_profile, trace, PAPER_POLICIES, SimConfig(seed=0))
     h = s["hadis"]
-    assert h.violation_ratio < s["diffserve"].violation_ratio
-    assert h.quality <= s["diffserve"].quality
-    assert h.quality <= s["oracle"].quality * 1.03  # FID: within 3% of the bound
+    # both 0 since plans count half a batch's wait for the one in progress (DiffServe had
+    # 0.0013 without it, HADIS 0.0001)
+    assert h.violation_ratio <= s["diffserve"].violation_ratio
+    assert h.violation_ratio <= 0.001
+    assert h.quality <= s["diffserve"].quality - 1.0
+    assert h.quality <= s["oracle"].quality * 1.03  # FID: within 3% of the fluid reference
     for name in ("proteus", "infaas-acc", "clipper-light"):
         assert h.quality < s[name].quality  # better quality ...
         assert h.violation_ratio <= s[name].violation_ratio + 0.001  # ... at ~equal SLO

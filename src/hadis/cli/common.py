@@ -30,6 +30,10 @@ QPS_OPTION = typer.Option(
     "rate to time-stretch it to (same queries and shape).",
 )
 POINT_SECONDS_OPTION = typer.Option(10.0, help="azure-functions: seconds per point.")
+BATCH_WAIT_HELP = (
+    "Share of a batch the planner lets a query wait for the one in progress: 0 the paper's "
+    "rule, 0.5 the mean, 1 the worst case (docs/planner.md)."
+)
 
 
 def fail(message: str) -> None:

@@ -8,8 +8,8 @@ import math
 import typer
 from rich.table import Table
 
-from hadis.cli.common import PROFILE_OPTION, console, user_errors
-from hadis.core.plan import DEFAULT_OVERPROVISION
+from hadis.cli.common import BATCH_WAIT_HELP, PROFILE_OPTION, console, user_errors
+from hadis.core.plan import DEFAULT_BATCH_WAIT, DEFAULT_OVERPROVISION
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanRequest, get_policy, options_for, policy_names
 from hadis.planner.hadis_policy import DEFAULT_SOLVER, TABLE_CHOICES
@@ -75,6 +75,7 @@ def plan_command(
         DEFAULT_SOLVER, help="hadis/diffserve solver: enumerate (exact, fast) or milp (HiGHS)."
     ),
     overprovision: float = typer.Option(DEFAULT_OVERPROVISION, help="Capacity margin over demand."),
+    batch_wait: float = typer.Option(DEFAULT_BATCH_WAIT, help=BATCH_WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Choose pair, r, d, GPUs and batch sizes for a demand, under an SLO."""
@@ -84,7 +85,7 @@ def plan_command(
     pol = get_policy(policy, **options_for(policy, {"table": table, "solver": solver}))
     if not math.isfinite(demand):
         raise HadisError(f"demand must be finite, got {demand}")
-    req = PlanRequest(prof, gpus, slo, demand, overprovision=overprovision)
+    req = PlanRequest(prof, gpus, slo, demand, overprovision=overprovision, batch_wait=batch_wait)
     result = pol.plan(req)
     if as_json:
         typer.echo(json.dumps(plan_report(result, prof, slo_s=slo, gpus=gpus), indent=1))

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import typer
 
 from hadis.cli.common import (
+    BATCH_WAIT_HELP,
     POINT_SECONDS_OPTION,
     QPS_OPTION,
     SUMMARY_KEYS,
@@ -23,6 +24,7 @@ from hadis.cli.common import (
 )
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.core.config import HOST_CACHE
+from hadis.core.plan import DEFAULT_BATCH_WAIT
 from hadis.errors import HadisError
 from hadis.planner import policy_names
 from hadis.profiles import load_profile
@@ -159,6 +161,7 @@ def serve_command(
         help="Models each worker keeps in host memory besides the one on its device, so "
         "moving back to one is a copy, not a load from disk (each costs host RAM).",
     ),
+    batch_wait: float = typer.Option(DEFAULT_BATCH_WAIT, help=BATCH_WAIT_HELP),
     gallery: int = typer.Option(
         0,
         help="Keep the last N requests (prompt, thumbnail, path) for the dashboard's gallery; "
@@ -271,6 +274,7 @@ def serve_command(
         docs=docs,
         gallery=gallery,
         host_cache=host_cache,
+        batch_wait=batch_wait,
         watchdog_factor=watchdog_factor,
         restart_after_s=restart_after,
         load_timeout_s=load_timeout,

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hadis.cli.common import (
+    BATCH_WAIT_HELP,
     POINT_SECONDS_OPTION,
     PROFILE_OPTION,
     QPS_OPTION,
@@ -63,6 +64,7 @@ def simulate_command(
         "load time.",
     ),
     latency_noise: float = typer.Option(0.0, help="Sigma of lognormal batch-latency noise."),
+    batch_wait: float = typer.Option(defaults.DEFAULT_BATCH_WAIT, help=BATCH_WAIT_HELP),
     table: str = typer.Option(
         "full", help=f"Rows the hadis policy uses: {', '.join(TABLE_CHOICES)}."
     ),
@@ -107,6 +109,7 @@ def simulate_command(
         drop_factor=drop_factor,
         switch_delay_s=switch_delay,
         latency_noise=latency_noise,
+        batch_wait=batch_wait,
         check_s=min(10.0, replan_period),
         policy_options={"table": table, "solver": solver},
     )
@@ -161,6 +164,7 @@ def simulate_command(
                 "drop_factor": drop_factor,
                 "switch_delay_s": switch_delay,
                 "latency_noise": latency_noise,
+                "batch_wait": batch_wait,
                 "table": table,
                 "solver": solver,
                 "router": router,

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hadis.core.plan import DEFAULT_OVERPROVISION
+from hadis.core.plan import DEFAULT_BATCH_WAIT, DEFAULT_OVERPROVISION
 from hadis.errors import HadisError
 
 # Defaults, in the profile's seconds.
@@ -54,6 +54,7 @@ class ControllerConfig:
     ewma_alpha: float = EWMA_ALPHA
     initial_demand_qps: float = INITIAL_DEMAND_QPS
     overprovision: float = DEFAULT_OVERPROVISION
+    batch_wait: float = DEFAULT_BATCH_WAIT  # planned wait for a batch in progress (batches)
 
     def __post_init__(self) -> None:
         if not self.period_s > 0:
@@ -64,6 +65,8 @@ class ControllerConfig:
             raise HadisError(f"ewma alpha must be in (0, 1], got {self.ewma_alpha}")
         if self.initial_demand_qps < 0:
             raise HadisError(f"initial demand must be >= 0, got {self.initial_demand_qps}")
+        if not 0 <= self.batch_wait <= 1:
+            raise HadisError(f"batch wait must be in [0, 1] batches, got {self.batch_wait}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class RunConfig:
     check_s: float = CHECK_S  # at most the re-plan period (a longer one is cut to it)
     ewma_alpha: float = EWMA_ALPHA
     overprovision: float = DEFAULT_OVERPROVISION
+    batch_wait: float = DEFAULT_BATCH_WAIT
     # demand the first plan assumes; None: the driver's estimate (the simulator: the
     # trace's rate over its first period; the server: INITIAL_DEMAND_QPS)
     initial_demand_qps: float | None = None
@@ -112,4 +116,5 @@ class RunConfig:
             ewma_alpha=self.ewma_alpha,
             initial_demand_qps=demand,
             overprovision=self.overprovision,
+            batch_wait=self.batch_wait,
         )

@@ -12,6 +12,10 @@ from hadis.profiles import Profile
 
 DEFAULT_OVERPROVISION = 1.05
 DEFAULT_QUEUE_FACTOR = 1.2  # Little's-law queueing delay multiplier (research code)
+# Share of a batch a query waits for the one in progress before its own starts: 0 is the
+# paper's rule (a batch's latency plus the queue), 0.5 the mean wait when it arrives while
+# the worker is busy, 1 the worst case (docs/planner.md).
+DEFAULT_BATCH_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class PlanRequest:
     arrival_qps: Mapping[str, float] = field(default_factory=dict)
     overprovision: float = DEFAULT_OVERPROVISION
     queue_factor: float = DEFAULT_QUEUE_FACTOR
+    batch_wait: float = DEFAULT_BATCH_WAIT
     previous: Plan | None = None
 
     def __post_init__(self) -> None:
@@ -42,6 +47,11 @@ class PlanRequest:
     def target_qps(self) -> float:
         """Demand the plan must carry, including the over-provisioning margin."""
         return self.demand_qps * self.overprovision
+
+    def stage_s(self, batch_s: float, model: str) -> float:
+        """Planned latency of one stage: a batch, the wait for the batch in progress
+        (batch_wait of one: 0 the paper's rule, 1 the worst case) and the queue."""
+        return (1.0 + self.batch_wait) * batch_s + self.queue_delay_s(model)
 
     def queue_delay_s(self, model: str) -> float:
         """Expected wait for the queries already queued at `model` (Little's law)."""
@@ -63,6 +73,8 @@ def validate_request(req: PlanRequest) -> None:
         raise PlanningError(f"slo must be a positive number of seconds, got {req.slo_s}")
     if req.overprovision < 1:
         raise PlanningError(f"overprovision must be >= 1, got {req.overprovision}")
+    if not 0 <= req.batch_wait <= 1:
+        raise PlanningError(f"batch wait must be in [0, 1] batches, got {req.batch_wait}")
     fastest = min(req.profile.models, key=lambda m: m.latency_s[1])
     if req.slo_s < fastest.latency_s[1]:
         raise PlanningError(

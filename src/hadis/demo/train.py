@@ -52,6 +52,9 @@ class ModelSpec:
     # (epsilon-prediction left grey, noisy images at this training budget)
     prediction: str = "v_prediction"
     min_snr: float = 5.0
+    # backgrounds the model never sees in training: a concept gap (the router experiment in
+    # docs/router.md; the committed models saw every background)
+    unseen_backgrounds: tuple[str, ...] = ()
 
 
 # The committed demo pool (see scripts/train_demo_pool.py): a 1 M-parameter UNet and a
@@ -70,7 +73,7 @@ def _batch(spec: ModelSpec, step: int, tokenizer) -> tuple[torch.Tensor, torch.T
     while len(images) < spec.batch:
         img, text, scene = example(spec.seed, index, spec.image_size)
         index += 1
-        if scene.held_out:
+        if scene.held_out or scene.background in spec.unseen_backgrounds:
             continue
         images.append(np.asarray(img, dtype=np.float32))
         captions.append(text)

@@ -205,6 +205,7 @@ class Controller:
             queue=engine.queue_lengths(),
             arrival_qps=arrival_qps,
             overprovision=self.overprovision,
+            batch_wait=self.config.batch_wait,
             previous=self.plan,
         )
 

@@ -53,7 +53,7 @@ def assemble_plan(
     capacity = {m: gpus_out[m] * profile.model(m).capacity_qps(batch[m]) for m in shares}
 
     def path(m: str) -> float:
-        return profile.model(m).batch_latency_s(batch[m]) + req.queue_delay_s(m)
+        return req.stage_s(profile.model(m).batch_latency_s(batch[m]), m)
 
     paths: dict[str, float] = {}
     if split is not None:
@@ -66,6 +66,9 @@ def assemble_plan(
         if cand.heavy is not None and cand.escalates:
             paths["escalated"] = path(cand.light) + path(cand.heavy)
     carried = min((capacity[m] / s for m, s in shares.items() if s > 0), default=math.inf)
+    # a plan whose planned path latency breaks the SLO is never reported feasible (a
+    # fallback may pick batch 1 when no batch size fits)
+    feasible = feasible and all(s <= req.slo_s + 1e-9 for s in paths.values())
     return Plan(
         policy=policy,
         light=cand.light,

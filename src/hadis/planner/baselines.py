@@ -15,7 +15,7 @@ from hadis.planner.assemble import assemble_plan
 from hadis.planner.candidates import single_model
 from hadis.planner.hadis_policy import throughput_fallback
 from hadis.planner.registry import register
-from hadis.planner.screen import usable_batches
+from hadis.planner.screen import fallback_batches, usable_batches
 from hadis.profiles import Profile
 
 INFAAS_UP_FRACTION = 0.89
@@ -25,13 +25,13 @@ PROTEUS_MARGIN = 1.25
 def max_throughput_batch(req: PlanRequest, model: str) -> int:
     """Highest-throughput batch size that meets the SLO on its own (smallest among ties)."""
     m = req.profile.model(model)
-    usable = usable_batches(req, model) or (1,)
+    usable = fallback_batches(req, model)
     return max(usable, key=lambda b: (m.capacity_qps(b), -b))
 
 
 def largest_batch(req: PlanRequest, model: str) -> int:
     """Largest batch size that meets the SLO on its own (batch 1 if none does)."""
-    return max(usable_batches(req, model) or (1,))
+    return max(fallback_batches(req, model))
 
 
 def by_quality(profile: Profile) -> list[str]:
@@ -136,6 +136,8 @@ class Proteus:
         start = time.perf_counter()
         profile = req.profile
         names = [m.name for m in profile.models if usable_batches(req, m.name)]
+        if not names:  # queues so long that no batch of any model fits the SLO
+            return throughput_fallback(req, self.name, (time.perf_counter() - start) * 1e3)
         from scipy.optimize import LinearConstraint, milp  # here: importing hadis stays light
 
         batch = {n: max_throughput_batch(req, n) for n in names}

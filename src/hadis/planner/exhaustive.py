@@ -25,7 +25,7 @@ def solve_exhaustive(req: PlanRequest, candidates: Sequence[Candidate]) -> Choic
             batch = dict(zip(cand.models, combo, strict=True))
             if cand.escalates and cand.heavy is not None:
                 total = sum(
-                    profile.model(m).batch_latency_s(batch[m]) + req.queue_delay_s(m)
+                    req.stage_s(profile.model(m).batch_latency_s(batch[m]), m)
                     for m in (cand.light, cand.heavy)
                 )
                 if total > req.slo_s:

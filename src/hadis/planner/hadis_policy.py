@@ -20,7 +20,7 @@ from hadis.planner.candidates import (
 )
 from hadis.planner.milp import Choice, solve_enumerate, solve_milp
 from hadis.planner.registry import register
-from hadis.planner.screen import CandidateSet, usable_batches
+from hadis.planner.screen import CandidateSet, fallback_batches
 from hadis.profiles import Profile, pareto_table
 
 TableChoice = Literal["full", "pareto", "pareto-adjacent"]
@@ -33,12 +33,13 @@ def throughput_fallback(
     """When nothing carries the demand: every GPU on the model with the most throughput.
 
     r = d = 0 (quality is shed to keep up); batch = the highest-throughput size that still
-    meets the SLO (batch 1 if none does). The plan reports feasible=False and the shortfall.
+    meets the SLO (with the queue, else without it, else batch 1). The plan reports
+    feasible=False and the shortfall.
     """
     names = list(models) if models else [m.name for m in req.profile.models]
 
     def best_batch(name: str) -> int:
-        usable = usable_batches(req, name) or (1,)
+        usable = fallback_batches(req, name)
         return max(usable, key=lambda b: (req.profile.model(name).capacity_qps(b), -b))
 
     name = max(names, key=lambda n: req.profile.model(n).capacity_qps(best_batch(n)))

@@ -102,10 +102,23 @@ class CandidateSet:
 
 
 def usable_batches(req: PlanRequest, model: str) -> tuple[int, ...]:
-    """Batch sizes whose latency plus current queueing delay fits the SLO on their own."""
+    """Batch sizes whose planned stage latency (the batch, the wait for the one in progress
+    and the queue: PlanRequest.stage_s) fits the SLO on its own."""
     m = req.profile.model(model)
-    q = req.queue_delay_s(model)
-    return tuple(b for b in m.batch_options if m.batch_latency_s(b) + q <= req.slo_s)
+    fits = [req.stage_s(m.batch_latency_s(b), model) <= req.slo_s for b in m.batch_options]
+    return tuple(b for b, ok in zip(m.batch_options, fits, strict=True) if ok)
+
+
+def fallback_batches(req: PlanRequest, model: str) -> tuple[int, ...]:
+    """Batch sizes to serve with: the usable ones; when the queue already makes every size
+    late, those that fit the SLO without it (draining fast beats batch 1); else batch 1."""
+    usable = usable_batches(req, model)
+    if usable:
+        return usable
+    m = req.profile.model(model)
+    wait = 1.0 + req.batch_wait
+    idle = tuple(b for b in m.batch_options if wait * m.batch_latency_s(b) <= req.slo_s)
+    return idle or (1,)
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,7 @@ def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
     """
     K, M = cs.share.shape
     delay = np.array([req.queue_delay_s(m) for m in cs.models])[:, None]
-    opt = _options(cs, cs.batch_s + delay <= req.slo_s)
+    opt = _options(cs, (1.0 + req.batch_wait) * cs.batch_s + delay <= req.slo_s)
     per = np.ceil(req.target_qps * opt.ent_load - 1e-9)  # (N, U) GPUs per entry and option
     per = np.where(opt.ent_valid, np.maximum(per, 0.0), np.inf)
     arg = np.argmin(per, axis=1)
@@ -192,7 +205,7 @@ def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
     batch[cs.ent_k, cs.ent_j] = np.where(np.isfinite(best), opt.sizes[cs.ent_j, arg], 0)
     if cs.esc_k.size:
         k, lj, hj = cs.esc_k, cs.esc_light, cs.esc_heavy
-        path_s = opt.batch_s + delay
+        path_s = (1.0 + req.batch_wait) * opt.batch_s + delay
         width = path_s.shape[1]
         total = per[cs.esc_light_ent, :, None] + per[cs.esc_heavy_ent, None, :]  # (E, U, U)
         fits = path_s[lj, :, None] + path_s[hj, None, :] <= req.slo_s
