@@ -74,9 +74,8 @@ def _shot(page, name: str) -> None:
 
 def _server(**config):
     profile = load_profile("hadis-l40s")
-    cfg = ServeConfig(
-        workers=8, slo_s=60, time_scale=0.01, initial_demand_qps=0.2, replan_period_s=50, **config
-    )
+    config.setdefault("initial_demand_qps", 0.2)
+    cfg = ServeConfig(workers=8, slo_s=60, time_scale=0.01, replan_period_s=50, **config)
     return build_app(
         profile, cfg, executor="profile", router="reference", discriminator="reference"
     )
@@ -99,7 +98,9 @@ def _load(base: str, stop: threading.Event, headers: dict[str, str] | None = Non
 
 def test_dashboard_fills_live_shows_plan_changes_and_the_playground_works(browser) -> None:
     stop = threading.Event()
-    with running_server(_server(gallery=4)) as base:
+    # the first plan is made for 3 q/s; two clients back to back bring far less, so a
+    # re-plan changes the plan
+    with running_server(_server(gallery=4, initial_demand_qps=3.0)) as base:
         page, errors = _page(browser)
         page.goto(f"{base}/dashboard")
         page.wait_for_selector("#panel-arrivals svg")
