@@ -66,7 +66,9 @@ def merge_report(path: Path, figures: list[Figure], names: list[str]) -> None:
     if report.get("tiny"):
         raise SystemExit(f"{path} is a --tiny report: rerun everything instead")
     kept = [f for f in report["figures"] if f["suite"] not in names]
-    report["figures"] = kept + [f.to_dict() for f in figures]
+    order = list(SUITES)  # figures stay grouped in the suites' order (a stable sort)
+    merged = kept + [f.to_dict() for f in figures]
+    report["figures"] = sorted(merged, key=lambda f: order.index(f["suite"]))
     have = set(report["suites"]) | set(names)
     report["suites"] = [s for s in SUITES if s in have]
     path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -162,3 +162,36 @@ def test_a_switch_is_expected_to_take_the_models_load_or_reload_time(pool):
     assert switches(timed, 1) == ([20.0, 40.0, 2.0, 40.0], 40.0)  # m1 has no reload time
     assert switches(timed, 0) == ([20.0, 40.0, 20.0, 40.0], 40.0)  # nothing kept in host
     assert switches(pool, 1) == ([3.0, 3.0, 3.0, 3.0], 3.0)  # unmeasured: the delay
+
+
+def test_moving_between_variants_of_the_same_weights_loads_nothing(pool):
+    """Two variants of one source (other steps or guidance): the engine expects no load,
+    the profile executor waits none, and a re-plan between them moves no worker (the
+    diffusers executor reuses the pipeline; tests/test_serve_diffusers.py)."""
+    from hadis.planner.hysteresis import workers_moved
+    from hadis.workers.executors import ProfileExecutor
+
+    m0, m1 = pool.models
+    same = dataclasses.replace(
+        pool,
+        models=(
+            dataclasses.replace(m0, source="weights/a"),
+            dataclasses.replace(m1, source="weights/a"),
+        ),
+    )
+    eng = Engine(same, 1, EngineConfig(slo_s=60.0, switch_delay_s=3.0),
+                 TableRouter([0.0] * 10), TableDiscriminator([1.0] * 10))  # fmt: skip
+    expected = []
+    for t, model in enumerate(["m0", "m1", "m0"]):
+        (load,) = eng.apply_plan(float(t), make_plan({model: 1}, {model: 1}, model))
+        expected.append(load.expected_s)
+        eng.worker_ready(float(t), load.worker)
+    assert expected == [3.0, 0.0, 0.0]  # the first load is from disk
+
+    executor = ProfileExecutor(same, time_scale=1.0, switch_delay_s=3.0)
+    executor.load("m0")
+    assert executor.load("m1") < 0.5  # same weights: no wait (a load would sleep 3 s)
+
+    a, b = make_plan({"m0": 1}, {"m0": 1}, "m0"), make_plan({"m1": 1}, {"m1": 1}, "m1")
+    assert workers_moved(a, b, same) == 0
+    assert workers_moved(a, b, pool) == 1  # distinct sources: one worker loads

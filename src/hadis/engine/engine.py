@@ -31,7 +31,7 @@ from typing import Protocol
 from hadis.core.commands import Command, Dispatch, LoadModel, may_escalate
 from hadis.core.config import EngineConfig
 from hadis.core.cuts import DiscriminatorCut, RouterCut
-from hadis.core.host_memory import switch_in_host
+from hadis.core.host_memory import switch_seconds
 from hadis.core.plan import Plan
 from hadis.core.query import (
     DIRECT,
@@ -417,10 +417,16 @@ class Engine:
         (the configured switch delay where the profile has none)."""
         target = w.assigned
         assert target is not None
-        in_host = switch_in_host(w.host, w.loaded, target, self.config.host_cache)
+        leaving = self._variants[w.loaded] if w.loaded is not None else None
+        expected = switch_seconds(
+            w.host,
+            leaving,
+            self._variants[target],
+            self.config.host_cache,
+            self.config.switch_delay_s,
+        )
         w.switching = True
         w.loading = target
-        expected = self._variants[target].switch_s(in_host, self.config.switch_delay_s)
         return LoadModel(w.wid, target, expected)
 
     @property

@@ -13,14 +13,26 @@ that a switch leaves behind make the next plan flee those models, and so on).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hadis.core.plan import Plan, PlanRequest
+from hadis.profiles import Profile
 
 RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
 
 
-def workers_moved(current: Plan, new: Plan) -> int:
-    """Workers that must load another model to go from `current` to `new`."""
-    return sum(max(0, g - current.gpus.get(m, 0)) for m, g in new.gpus.items())
+def workers_moved(current: Plan, new: Plan, profile: Profile) -> int:
+    """Workers that must load other weights to go from `current` to `new` (variants of the
+    same weights, other steps or guidance, count as one: moving between them is free)."""
+
+    def by_weights(plan: Plan) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for m, g in plan.gpus.items():
+            out[profile.model(m).source or m] += g
+        return out
+
+    now, then = by_weights(current), by_weights(new)
+    return sum(max(0, g - now.get(w, 0)) for w, g in then.items())
 
 
 def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
@@ -40,7 +52,7 @@ def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
 def worth_switching(
     current: Plan, new: Plan, req: PlanRequest, *, switch_s: float, horizon_s: float
 ) -> bool:
-    moved = workers_moved(current, new)
+    moved = workers_moved(current, new, req.profile)
     if moved == 0 or switch_s <= 0 or not carries(current, req, horizon_s):
         return True
     # the moving workers stop serving their current models and serve nothing until the

@@ -65,6 +65,11 @@ class ModelVariant:
     load_s: float | None = None
     reload_s: float | None = None
 
+    def shares_weights(self, other: ModelVariant) -> bool:
+        """Both are the same weights run with other settings (steps, guidance): moving
+        between them loads nothing."""
+        return self.source is not None and self.source == other.source
+
     def switch_s(self, in_host_memory: bool, default: float) -> float:
         """Expected seconds to switch a worker to this model."""
         if in_host_memory and self.reload_s is not None:

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from hadis import bundled
 from hadis.core.config import HOST_CACHE, SWITCH_DELAY_S
-from hadis.core.host_memory import switch_in_host
+from hadis.core.host_memory import switch_seconds
 from hadis.errors import HadisError
 from hadis.profiles import Profile
 from hadis.registry import Registry
@@ -97,9 +97,11 @@ class ProfileExecutor:
 
     def load(self, model: str) -> float:
         start = time.perf_counter()
-        in_host = switch_in_host(self._host, self._loaded, model, self.host_cache)
+        leaving = self.profile.model(self._loaded) if self._loaded is not None else None
+        seconds = switch_seconds(
+            self._host, leaving, self.profile.model(model), self.host_cache, self.switch_delay_s
+        )
         self._loaded = model
-        seconds = self.profile.model(model).switch_s(in_host, self.switch_delay_s)
         time.sleep(seconds * self.time_scale)
         return time.perf_counter() - start
 
