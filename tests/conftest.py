@@ -14,6 +14,11 @@ def paper_profile() -> Profile:
     return load_profile("hadis-l40s")
 
 
+@pytest.fixture(scope="session")
+def demo_profile() -> Profile:
+    return load_profile("demo-cpu")
+
+
 def make_profile(
     latencies: list[float],
     qualities: list[float],

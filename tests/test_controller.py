@@ -138,3 +138,56 @@ def test_with_slow_switches_a_plan_is_made_for_the_burst_it_sees(paper_profile, 
     estimate = ctl.demand_qps  # the EWMA after the burst tick
     assert 1.0 < estimate < 9.0
     assert policy.requests[-1].demand_qps == pytest.approx(estimate + share * (9.0 - estimate))
+
+
+def test_plan_within_loads_no_model(demo_profile):
+    """The best plan on the weights a plan holds: on demo-cpu, base-8 and base-25 are one
+    set of weights, tiny-4 another; a plan on (base-8, base-25) can move its two workers
+    between those variants but never to tiny-4."""
+    from hadis.core.plan import PlanRequest
+    from hadis.planner.in_place import gpus_by_weights
+
+    policy = HadisPolicy()
+    held = policy.plan(PlanRequest(demo_profile, 2, 5.0, 6.0))
+    assert set(held.gpus) == {"base-8", "base-25"}  # the cascade on the base weights
+    for demand in (2.0, 6.0, 9.0, 12.0):
+        req = PlanRequest(demo_profile, 2, 5.0, demand, queue={"base-8": 4})
+        within = policy.plan_within(req, held)
+        assert within is not None and within.feasible
+        assert "tiny-4" not in within.gpus
+        assert gpus_by_weights(demo_profile, within.gpus) == gpus_by_weights(
+            demo_profile, held.gpus
+        )
+        best = policy.plan(req)
+        assert not demo_profile.metric.better(within.quality, best.quality)
+        if demand == 12.0:  # the best plan needs tiny-4; on the base weights: base-8 alone
+            assert "tiny-4" in best.gpus and within.gpus == {"base-8": 2}
+
+
+def test_a_backlog_replan_keeps_to_the_loaded_weights(demo_profile):
+    """An early re-plan (a backlog) that the best plan would answer with a model switch
+    takes the best plan on the loaded weights instead, when one carries the demand; a
+    periodic re-plan may switch."""
+    from hadis.core.plan import PlanRequest
+
+    engine = Engine(
+        demo_profile,
+        2,
+        EngineConfig(slo_s=5.0),
+        TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+        MetricsRecorder(),
+    )
+    ctl = Controller(
+        engine,
+        HadisPolicy(),
+        2,
+        ControllerConfig(period_s=50.0, check_s=10.0, initial_demand_qps=6.0),
+    )
+    ctl.start(0.0)
+    assert set(ctl.plan.gpus) == {"base-8", "base-25"}
+    burst = PlanRequest(demo_profile, 2, 5.0, 12.0)
+    ctl.reason = "backlog"
+    assert ctl.decide(burst).gpus == {"base-8": 2}
+    ctl.reason = "period"
+    assert "tiny-4" in ctl.decide(burst).gpus

@@ -23,7 +23,7 @@ from hadis.core.config import ControllerConfig
 from hadis.engine.engine import Engine
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
-from hadis.planner.hysteresis import worth_switching
+from hadis.planner.hysteresis import workers_moved, worth_switching
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,19 @@ class Controller:
             return None
         current = self.plan
         fits = current is not None and sum(current.gpus.values()) <= req.gpus
+        if (
+            self.reason == "backlog"
+            and current is not None
+            and fits
+            and workers_moved(current, plan, req.profile) > 0
+        ):
+            # chasing a backlog with a model switch takes workers offline when they are
+            # needed most: use the best plan on the loaded weights if one carries it
+            within = getattr(self.policy, "plan_within", None)
+            held = within(req, current) if within is not None else None
+            if held is not None:
+                self.kept += 1
+                return held
         if (
             current is not None
             and fits

@@ -18,6 +18,7 @@ from hadis.planner.candidates import (
     prune_dominated,
     single_model,
 )
+from hadis.planner.in_place import fit_in_place, gpus_by_weights, spread_within_weights, weights_of
 from hadis.planner.milp import Choice, solve_enumerate, solve_milp
 from hadis.planner.registry import register
 from hadis.planner.screen import CandidateSet, fallback_batches
@@ -92,6 +93,7 @@ class _CascadePolicy:
         if solver not in SOLVERS:
             raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
         self.solver = solver
+        self._all: tuple[Profile, list[Candidate]] | None = None  # unpruned, for plan_within
 
     def candidate_set(self, profile: Profile) -> CandidateSet:
         """The profile's candidates minus request-independent dominated ones (cached)."""
@@ -114,6 +116,38 @@ class _CascadePolicy:
 
     def _solve(self, req: PlanRequest, cs: CandidateSet) -> Choice | None:
         return SOLVERS[self.solver](req, cs)
+
+    def plan_within(self, req: PlanRequest, current: Plan) -> Plan | None:
+        """The best plan that loads no model: every model on weights the plan in force
+        holds, within its GPUs per set of weights (planner/in_place.py). None when no
+        candidate of this policy carries the demand that way."""
+        profile = req.profile
+        held = gpus_by_weights(profile, current.gpus)
+        if self._all is None or self._all[0] is not profile:
+            self._all = (profile, self._build_candidates(profile))
+        best: tuple[tuple[float, float], Choice] | None = None
+        for cand in self._all[1]:
+            if any(held.get(weights_of(profile, m), 0) == 0 for m in cand.models):
+                continue
+            fit = fit_in_place(req, cand, held)
+            if fit is not None:
+                key = (profile.metric.cost(cand.quality), fit[0])
+                if best is None or key < best[0]:
+                    best = (key, fit[1])
+        if best is None:
+            return None
+        choice = best[1]
+        return assemble_plan(
+            req,
+            self.name,
+            choice.candidate,
+            choice.batch,
+            spread_within_weights(profile, choice, held),
+            feasible=True,
+            solve_ms=0.0,
+            spread_spare=False,
+            note="on the loaded weights: an early re-plan loads no model",
+        )
 
     def plan(self, req: PlanRequest) -> Plan:
         start = time.perf_counter()
