@@ -189,5 +189,6 @@ def test_a_backlog_replan_keeps_to_the_loaded_weights(demo_profile):
     burst = PlanRequest(demo_profile, 2, 5.0, 12.0)
     ctl.reason = "backlog"
     assert ctl.decide(burst).gpus == {"base-8": 2}
+    assert ctl.on_loaded_weights == 1
     ctl.reason = "period"
     assert "tiny-4" in ctl.decide(burst).gpus

@@ -54,6 +54,7 @@ class Controller:
         self.planned_for = gpus  # workers alive at the last re-plan
         self.arrivals = 0  # queries observed, admitted or not
         self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
+        self.on_loaded_weights = 0  # backlog re-plans answered without loading a model
         self._enqueued_at_last = dict(engine.enqueued)
 
     def observe_arrival(self, now: float, n: int = 1) -> None:
@@ -163,7 +164,7 @@ class Controller:
             within = getattr(self.policy, "plan_within", None)
             held = within(req, current) if within is not None else None
             if held is not None:
-                self.kept += 1
+                self.on_loaded_weights += 1
                 return held
         if (
             current is not None

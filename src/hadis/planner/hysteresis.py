@@ -13,9 +13,8 @@ that a switch leaves behind make the next plan flee those models, and so on).
 
 from __future__ import annotations
 
-from collections import Counter
-
 from hadis.core.plan import Plan, PlanRequest
+from hadis.planner.in_place import gpus_by_weights
 from hadis.profiles import Profile
 
 RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
@@ -24,14 +23,7 @@ RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
 def workers_moved(current: Plan, new: Plan, profile: Profile) -> int:
     """Workers that must load other weights to go from `current` to `new` (variants of the
     same weights, other steps or guidance, count as one: moving between them is free)."""
-
-    def by_weights(plan: Plan) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for m, g in plan.gpus.items():
-            out[profile.model(m).source or m] += g
-        return out
-
-    now, then = by_weights(current), by_weights(new)
+    now, then = gpus_by_weights(profile, current.gpus), gpus_by_weights(profile, new.gpus)
     return sum(max(0, g - now.get(w, 0)) for w, g in then.items())
 
 
