@@ -18,7 +18,13 @@ from hadis.planner.candidates import (
     prune_dominated,
     single_model,
 )
-from hadis.planner.in_place import fit_in_place, gpus_by_weights, spread_within_weights, weights_of
+from hadis.planner.in_place import (
+    batch_options,
+    fit_in_place,
+    gpus_by_weights,
+    spread_within_weights,
+    weights_of,
+)
 from hadis.planner.milp import Choice, solve_enumerate, solve_milp
 from hadis.planner.registry import register
 from hadis.planner.screen import CandidateSet, fallback_batches
@@ -93,7 +99,8 @@ class _CascadePolicy:
         if solver not in SOLVERS:
             raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
         self.solver = solver
-        self._all: tuple[Profile, list[Candidate]] | None = None  # unpruned, for plan_within
+        # unpruned candidates by the models they load, for plan_within
+        self._all: tuple[Profile, dict[frozenset[str], list[Candidate]]] | None = None
 
     def candidate_set(self, profile: Profile) -> CandidateSet:
         """The profile's candidates minus request-independent dominated ones (cached)."""
@@ -124,12 +131,16 @@ class _CascadePolicy:
         profile = req.profile
         held = gpus_by_weights(profile, current.gpus)
         if self._all is None or self._all[0] is not profile:
-            self._all = (profile, self._build_candidates(profile))
+            by_models: dict[frozenset[str], list[Candidate]] = {}
+            for c in self._build_candidates(profile):
+                by_models.setdefault(frozenset(c.models), []).append(c)
+            self._all = (profile, by_models)
+        on_held = [m.name for m in profile.models if held.get(weights_of(profile, m.name), 0)]
+        options = batch_options(req, on_held)
         best: tuple[tuple[float, float], Choice] | None = None
-        for cand in self._all[1]:
-            if any(held.get(weights_of(profile, m), 0) == 0 for m in cand.models):
-                continue
-            fit = fit_in_place(req, cand, held)
+        fitting = (c for ms, cs in self._all[1].items() if ms <= options.keys() for c in cs)
+        for cand in fitting:
+            fit = fit_in_place(req, cand, held, options)
             if fit is not None:
                 key = (profile.metric.cost(cand.quality), fit[0])
                 if best is None or key < best[0]:

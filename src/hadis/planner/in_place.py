@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate
@@ -33,33 +34,70 @@ def gpus_by_weights(profile: Profile, gpus: Mapping[str, int]) -> Counter[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Option:
+    batch: int
+    stage_s: float  # planned stage latency (PlanRequest.stage_s)
+    capacity_qps: float  # per GPU
+
+
+def batch_options(req: PlanRequest, models: Iterable[str]) -> dict[str, list[Option]]:
+    """Per model, its usable batch sizes with their stage latency and capacity (computed
+    once per request: `fit_in_place` runs for many candidates)."""
+    out = {}
+    for name in models:
+        m = req.profile.model(name)
+        every = [
+            Option(b, req.stage_s(m.batch_latency_s(b), name), m.capacity_qps(b))
+            for b in usable_batches(req, name)
+        ]
+        # only the (latency, capacity) front matters: an option that another beats on
+        # both can never be the fastest that fits
+        out[name] = [
+            o
+            for o in every
+            if not any(
+                p is not o
+                and p.stage_s <= o.stage_s
+                and p.capacity_qps >= o.capacity_qps
+                and (p.stage_s, -p.capacity_qps, p.batch) < (o.stage_s, -o.capacity_qps, o.batch)
+                for p in every
+            )
+        ]
+    return out
+
+
 def fit_in_place(
-    req: PlanRequest, cand: Candidate, held: Mapping[str, int]
+    req: PlanRequest,
+    cand: Candidate,
+    held: Mapping[str, int],
+    options: Mapping[str, list[Option]],
 ) -> tuple[float, Choice] | None:
     """Batch sizes with which `cand` carries the request's demand within the SLO using at
     most `held[w]` GPUs of each set of weights w; the fastest such (planned path seconds,
-    choice with the GPUs each model needs), or None."""
+    choice with the GPUs each model needs), or None. `options`: `batch_options`."""
     profile = req.profile
-    options = [usable_batches(req, m) for m in cand.models]
     best: tuple[float, Choice] | None = None
-    for combo in itertools.product(*options):
-        batch = dict(zip(cand.models, combo, strict=True))
-        stage = {m: req.stage_s(profile.model(m).batch_latency_s(b), m) for m, b in batch.items()}
+    shares = dict(cand.shares)
+    for combo in itertools.product(*(options[m] for m in cand.models)):
+        pick = dict(zip(cand.models, combo, strict=True))
         if cand.escalates and cand.heavy is not None:
-            path = stage[cand.light] + stage[cand.heavy]
+            path = pick[cand.light].stage_s + pick[cand.heavy].stage_s
         else:
-            path = max(stage.values())
-        if path > req.slo_s:
+            path = max(o.stage_s for o in combo)
+        if path > req.slo_s or (best is not None and path >= best[0]):
             continue
         need = {
-            m: math.ceil(req.target_qps * s / profile.model(m).capacity_qps(batch[m]) - 1e-9)
-            for m, s in cand.shares
+            m: math.ceil(req.target_qps * shares[m] / o.capacity_qps - 1e-9)
+            for m, o in pick.items()
         }
-        per_weights = gpus_by_weights(profile, need)
-        if any(g > held.get(w, 0) for w, g in per_weights.items()):
+        used: dict[str, int] = {}  # GPUs per set of weights (two variants may share one)
+        for m, g in need.items():
+            w = weights_of(profile, m)
+            used[w] = used.get(w, 0) + g
+        if any(g > held.get(w, 0) for w, g in used.items()):
             continue
-        if best is None or path < best[0]:
-            best = (path, Choice(cand, batch, need))
+        best = (path, Choice(cand, {m: o.batch for m, o in pick.items()}, need))
     return best
 
 
