@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hadis.core.plan import DEFAULT_BATCH_WAIT, DEFAULT_OVERPROVISION
+from hadis.core.plan import DEFAULT_BATCH_WAIT, DEFAULT_OVERPROVISION, check_batch_wait
 from hadis.errors import HadisError
 
 # Defaults, in the profile's seconds.
@@ -65,8 +65,7 @@ class ControllerConfig:
             raise HadisError(f"ewma alpha must be in (0, 1], got {self.ewma_alpha}")
         if self.initial_demand_qps < 0:
             raise HadisError(f"initial demand must be >= 0, got {self.initial_demand_qps}")
-        if not 0 <= self.batch_wait <= 1:
-            raise HadisError(f"batch wait must be in [0, 1] batches, got {self.batch_wait}")
+        check_batch_wait(self.batch_wait)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def switch_seconds(
     nothing when both are variants of the same weights (other steps or guidance: the
     executors reuse the pipeline), the profile's reload time when `target` is in host
     memory, else its load time (`default_s` where the profile has none)."""
-    if leaving is not None and leaving.shares_weights(target):
+    if leaving is not None and leaving.weights == target.weights:
         return 0.0
     name = leaving.name if leaving is not None else None
     in_host = switch_in_host(host, name, target.name, capacity)

@@ -64,6 +64,11 @@ class PlanRequest:
         return self.queue_factor * queued / rate
 
 
+def check_batch_wait(batch_wait: float) -> None:
+    if not 0 <= batch_wait <= 1:
+        raise PlanningError(f"batch wait must be in [0, 1] batches, got {batch_wait}")
+
+
 def validate_request(req: PlanRequest) -> None:
     if isinstance(req.gpus, bool) or not isinstance(req.gpus, int) or req.gpus < 1:
         raise PlanningError(f"gpus must be a positive integer, got {req.gpus!r}")
@@ -73,8 +78,7 @@ def validate_request(req: PlanRequest) -> None:
         raise PlanningError(f"slo must be a positive number of seconds, got {req.slo_s}")
     if req.overprovision < 1:
         raise PlanningError(f"overprovision must be >= 1, got {req.overprovision}")
-    if not 0 <= req.batch_wait <= 1:
-        raise PlanningError(f"batch wait must be in [0, 1] batches, got {req.batch_wait}")
+    check_batch_wait(req.batch_wait)
     fastest = min(req.profile.models, key=lambda m: m.latency_s[1])
     if req.slo_s < fastest.latency_s[1]:
         raise PlanningError(

@@ -23,8 +23,8 @@ from hadis.profiles import Profile
 
 
 def weights_of(profile: Profile, model: str) -> str:
-    """What a worker must hold to serve `model`: its source (its name if it has none)."""
-    return profile.model(model).source or model
+    """What a worker must hold to serve `model` (ModelVariant.weights)."""
+    return profile.model(model).weights
 
 
 def gpus_by_weights(profile: Profile, gpus: Mapping[str, int]) -> Counter[str]:

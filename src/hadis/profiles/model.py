@@ -65,10 +65,11 @@ class ModelVariant:
     load_s: float | None = None
     reload_s: float | None = None
 
-    def shares_weights(self, other: ModelVariant) -> bool:
-        """Both are the same weights run with other settings (steps, guidance): moving
-        between them loads nothing."""
-        return self.source is not None and self.source == other.source
+    @property
+    def weights(self) -> str:
+        """What a worker must hold to serve this variant: its source (its name when it has
+        none). Variants of the same weights (other steps or guidance) switch for free."""
+        return self.source or self.name
 
     def switch_s(self, in_host_memory: bool, default: float) -> float:
         """Expected seconds to switch a worker to this model."""
