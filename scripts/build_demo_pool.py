@@ -1,6 +1,6 @@
 """Build the bundled demo pool's discriminator and `demo-cpu` profile from trained models.
 
-    python scripts/train_demo_pool.py --out src/hadis/data/demo/models   # ~50 min
+    python scripts/gpu_demo_pool.py --out OUT    # the models: ~5 min on a GPU (docs/demo.md)
     python scripts/build_demo_pool.py                                   # ~15 min
 
 Steps (each through the hadis CLI, cached under --workdir so reruns resume):

@@ -105,10 +105,12 @@ def test_simulate_the_demo_pool_with_its_serving_defaults():
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    light, heavy = demo.models[0], demo.models[-1]
+    light = demo.models[0]
     assert out["clipper-light"]["quality"] == pytest.approx(light.quality_alone)
-    # the cascade serves between the lone variants' FIDs; heavy alone overloads 2 workers
-    assert heavy.quality_alone <= out["hadis"]["quality"] < light.quality_alone
+    # the cascade serves between the best measured configuration and the light model
+    # alone (a mix can beat the heavy model alone: FID of a set); heavy alone overloads
+    best = min(row.quality for row in demo.configs)
+    assert best <= out["hadis"]["quality"] < light.quality_alone
     assert out["hadis"]["violation_ratio"] < out["clipper-heavy"]["violation_ratio"]
     res = runner.invoke(app, ["simulate", "--profile", "demo-cpu", "--gpus", "0"])
     assert res.exit_code == 2

@@ -42,10 +42,26 @@ def test_saved_folder_is_a_diffusers_pipeline_with_portable_components(mini_mode
         pipe("a red circle", height=64, width=64)
 
 
-def test_same_seed_same_weights(tmp_path, mini_model):
-    train_model(SPEC, tmp_path / "again")
+def test_same_seed_same_weights_with_or_without_rendering_workers(tmp_path, mini_model):
     name = "unet/diffusion_pytorch_model.safetensors"
+    train_model(SPEC, tmp_path / "again")
     assert (tmp_path / "again" / name).read_bytes() == (mini_model / name).read_bytes()
+    train_model(SPEC, tmp_path / "workers", workers=2)
+    assert (tmp_path / "workers" / name).read_bytes() == (mini_model / name).read_bytes()
+    summary = train_model(SPEC, tmp_path / "cut", max_seconds=0.0)
+    assert summary["steps_done"] == 1  # stopped after its first step, and still saved
+    assert (tmp_path / "cut" / name).exists()
+
+
+def test_unseen_backgrounds_are_left_out_of_training_batches():
+    from hadis.demo.pipeline import build_tokenizer
+    from hadis.demo.train import _batch
+
+    spec = ModelSpec("gap", channels=(16, 32), steps=1, batch=64, unseen_backgrounds=("white",))
+    x, _ = _batch(spec, 0, build_tokenizer())
+    corners = ((x[:, :, 0, 0] + 1) * 127.5).numpy()  # objects never reach the corners
+    assert corners.max() < 200  # white is 245; black 10 and gray 128 remain
+    assert len({round(float(c)) for c in corners[:, 0]}) == 2
 
 
 def test_executor_loads_and_generates_seeded_pngs(mini_model):

@@ -25,7 +25,7 @@ def demo():
     s = profile.serving
     app = build_app(
         profile,
-        # at 6 q/s two CPU workers need the cascade (at low demand base-25 alone is best)
+        # a cascade with routing and escalation, as the planner picks at 6 q/s
         ServeConfig(workers=s.workers, slo_s=s.slo_s, initial_demand_qps=6.0),
         executor=s.executor,
         router=s.router,

@@ -9,6 +9,8 @@ import base64
 
 import pytest
 
+from hadis.core.plan import PlanRequest
+from hadis.planner import HadisPolicy
 from tests.ray_helpers import explicit_end, generate, live, wait_for
 
 ray = pytest.importorskip("ray", reason="needs the [ray] extra")
@@ -59,7 +61,9 @@ def test_demo_pool_images_through_ray_are_the_in_process_images():
     profile = load_profile("demo-cpu")
     cfg = ServeConfig(workers=2, slo_s=profile.serving.slo_s or 60.0, initial_demand_qps=6.0)
     kw = {"router": profile.serving.router, "discriminator": profile.serving.discriminator}
-    heavy = max(profile.models, key=lambda m: m.latency_s[1]).name
+    # the slowest model the initial plan runs (a request naming another one gets a 503)
+    plan = HadisPolicy().plan(PlanRequest(profile, cfg.workers, cfg.slo_s, 6.0))
+    heavy = max(plan.gpus, key=lambda name: profile.model(name).latency_s[1])
     body = {"size": "32x32", "seed": 7, "model": heavy}
 
     async def images(app) -> tuple[bytes, dict, list, set]:

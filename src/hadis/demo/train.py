@@ -52,16 +52,16 @@ class ModelSpec:
     # (epsilon-prediction left grey, noisy images at this training budget)
     prediction: str = "v_prediction"
     min_snr: float = 5.0
-    # backgrounds the model never sees in training: a concept gap (the router experiment in
-    # docs/router.md; the committed models saw every background)
+    # backgrounds the model never sees in training: a concept gap (docs/router.md)
     unseen_backgrounds: tuple[str, ...] = ()
 
 
-# The committed demo pool (see scripts/train_demo_pool.py): a 1 M-parameter UNet and a
-# 3.7 M-parameter one with attention at two resolutions.
+# The committed demo pool (scripts/gpu_demo_pool.py, docs/demo.md): a 1 M-parameter UNet
+# that never saw a white background (the light model's concept gap, docs/router.md) and
+# a 3.7 M-parameter one with attention at two resolutions that saw everything.
 DEMO_MODELS = (
-    ModelSpec("tiny", channels=(32, 64), steps=2400),
-    ModelSpec("base", channels=(48, 96, 96), steps=2800),
+    ModelSpec("tiny", channels=(32, 64), steps=1800, batch=128, unseen_backgrounds=("white",)),
+    ModelSpec("base", channels=(48, 96, 96), steps=2100, batch=128),
 )
 
 
@@ -84,6 +84,32 @@ def _batch(spec: ModelSpec, step: int, tokenizer) -> tuple[torch.Tensor, torch.T
     return x, ids.input_ids
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Step i's batch (rendered in a loader worker: on a GPU, rendering is the bottleneck)."""
+
+    def __init__(self, spec: ModelSpec, tokenizer) -> None:
+        self.spec, self.tokenizer = spec, tokenizer
+
+    def __len__(self) -> int:
+        return self.spec.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _batch(self.spec, step, self.tokenizer)
+
+
+def _batches(spec: ModelSpec, tokenizer, workers: int):
+    """Every step's batch in order: the same data whatever the number of workers."""
+    if workers <= 0:
+        return (_batch(spec, step, tokenizer) for step in range(spec.steps))
+    return torch.utils.data.DataLoader(
+        _StepBatches(spec, tokenizer),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4,
+        generator=torch.Generator(),  # its own: the loader must not draw from the global RNG
+    )
+
+
 def portable_tokenizer(folder: Path) -> None:
     """Name the tokenizer class as transformers 4 and 5 both know it (5 writes its new
     `TokenizersBackend`, an alias of `PreTrainedTokenizerFast`)."""
@@ -98,9 +124,16 @@ def portable_tokenizer(folder: Path) -> None:
 
 
 def train_model(
-    spec: ModelSpec, out: Path, device: str = "cpu", progress: Progress | None = None
+    spec: ModelSpec,
+    out: Path,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    workers: int = 0,
+    max_seconds: float | None = None,
 ) -> dict:
-    """Train one model and save it as a diffusers pipeline folder; returns a summary."""
+    """Train one model and save it as a diffusers pipeline folder; returns a summary.
+    `workers` render batches in background processes (same data, same weights);
+    `max_seconds` stops early (a lent machine's time limit), recorded in the summary."""
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     tokenizer = build_tokenizer()
@@ -133,8 +166,7 @@ def train_model(
     ).input_ids
     start = time.perf_counter()
     losses = []
-    for step in range(spec.steps):
-        x, ids = _batch(spec, step, tokenizer)
+    for step, (x, ids) in enumerate(_batches(spec, tokenizer, workers)):
         drop = torch.from_numpy(rng.random(len(ids)) < spec.caption_dropout)
         ids = torch.where(drop[:, None], empty, ids)
         x0 = F.pixel_unshuffle(x, spec.patch).to(device)
@@ -158,6 +190,8 @@ def train_model(
         losses.append(loss.item())
         if progress is not None:
             progress(step + 1, spec.steps, float(np.mean(losses[-50:])))
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
     with torch.no_grad():
         for e, p in zip(ema, modules.parameters(), strict=True):
             p.copy_(e)
@@ -175,4 +209,5 @@ def train_model(
         "parameters": sum(p.numel() for p in modules.parameters()),
         "train_seconds": round(time.perf_counter() - start, 1),
         "final_loss": round(float(np.mean(losses[-100:])), 4),
+        "steps_done": len(losses),
     }

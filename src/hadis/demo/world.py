@@ -1,8 +1,9 @@
 """A procedural image world: small images of one to three simple objects, with captions.
 
 Scenes are sampled with a seed and rendered deterministically (4x supersampling, then a
-box-filter downscale). Captions come from varied templates; hard prompts name several
-objects and their spatial relations ("a red circle left of a blue square"). The split is
+box-filter downscale). Captions come from varied templates that all name the background; hard
+prompts name several objects and their spatial relations ("a red circle left of a blue
+square on a white background"). The split is
 by content: scenes whose (shape, colour) pairs include a held-out combination are the
 held-out set, so a model trained on the train split never saw those combinations.
 """
@@ -110,17 +111,20 @@ def _phrase(o: Obj, with_size: bool) -> str:
     return ("an " if words[0] in "aeiou" else "a ") + words
 
 
+# Every template names the background: an attribute a caption leaves out is random in the
+# renders, and a model can only learn its average there (a grey blur between black and
+# white backgrounds), which every model shares whatever the prompt.
 _SINGLE = (
-    "{obj}",
     "{obj} on a {bg} background",
-    "a picture of {obj}",
+    "a picture of {obj} on a {bg} background",
     "{obj}, centered, {bg} background",
-    "a simple drawing of {obj}",
+    "a simple drawing of {obj}, {bg} background",
+    "{bg} background, {obj}",
 )
 _PAIR = (
-    "{a} {rel} {b}",
     "{a} {rel} {b} on a {bg} background",
-    "two shapes: {a} {rel} {b}",
+    "two shapes: {a} {rel} {b}, {bg} background",
+    "{bg} background, {a} {rel} {b}",
 )
 
 
