@@ -22,9 +22,9 @@ from hadis.workers.executors import DiffusersExecutor
 
 PROMPTS = [
     "a large red square on a black background",
-    "a small yellow circle",
-    "a red circle left of a blue square",
-    "a green triangle above a purple diamond",
+    "a small yellow circle on a white background",  # the light model's blind spot
+    "a red circle left of a blue square on a gray background",
+    "a green triangle above a purple diamond on a white background",
 ]
 SEEDS = range(10)
 SCALE = 6
