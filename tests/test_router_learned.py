@@ -105,6 +105,22 @@ def test_the_bundled_demo_router_loads_and_prefers_prompts_where_heavy_helps() -
     assert router.threshold(0.0) == float("inf") or router.threshold(0.0) >= router.threshold(0.5)
 
 
+def test_the_bundled_demo_router_found_the_light_models_blind_spot() -> None:
+    """The bundled tiny model never saw a white background; the router, trained only on
+    per-prompt adherence labels, ranks held-out prompts that ask for one first."""
+    from hadis.demo.adherence import parse_prompt
+    from hadis.demo.world import example
+
+    router = make_router("learned:hadis:demo/router.json")
+    prompts = [example(3, i)[1] for i in range(300)]  # stream 3: never trained on
+    white = np.array([parse_prompt(p).background == "white" for p in prompts])
+    scores = np.asarray(router.score_many(prompts))
+    top = np.argsort(-scores)[: white.sum()]
+    assert 0.2 < white.mean() < 0.5
+    # the top-r prompts at r = their share: 83% white ones (at random: their share, 35%)
+    assert white[top].mean() > 0.75
+
+
 def test_auc_counts_ties_half_and_handles_one_class() -> None:
     assert auc(np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1], bool)) == 1.0
     assert auc(np.array([4, 3, 2, 1]), np.array([0, 0, 1, 1], bool)) == 0.0
