@@ -107,6 +107,12 @@ def test_simulator_and_server_share_one_run_configuration():
     run = RunConfig(replan_period_s=5.0, initial_demand_qps=None)
     ctl = run.controller_config(2.5)
     assert ctl.check_s == 5.0 and ctl.initial_demand_qps == 2.5  # cut to the period
+    # a backlog of BACKLOG_FRACTION x SLO is looked for as often: short SLOs tick faster
+    assert RunConfig(slo_s=60.0).controller_config().check_s == defaults.CHECK_S
+    assert RunConfig(slo_s=5.0).controller_config().check_s == pytest.approx(
+        defaults.BACKLOG_FRACTION * 5.0
+    )
+    assert RunConfig(slo_s=5.0, check_s=4.0).controller_config().check_s == 4.0
     assert run.engine_config(max_retries=3).max_retries == 3
     with pytest.raises(HadisError):
         SimConfig(switch_delay_s=-1.0)

@@ -110,7 +110,6 @@ def simulate_command(
         switch_delay_s=switch_delay,
         latency_noise=latency_noise,
         batch_wait=batch_wait,
-        check_s=min(10.0, replan_period),
         policy_options={"table": table, "solver": solver},
     )
     tr = resolve_trace(trace, qps, point_seconds, seed)

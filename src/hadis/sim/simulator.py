@@ -181,7 +181,7 @@ def simulate(
     prompt_ids = trace.prompt_id.tolist()
     prompts = trace.prompt
     n, i, events = len(arrivals), 0, 0
-    tick = config.check_s
+    tick = controller.config.check_s
     next_tick = tick
     idle_skip_s = 2 * config.replan_period_s
     # Warm start: the first plan's models are loaded before traffic begins, as a live
