@@ -1,11 +1,11 @@
 """A procedural image world: small images of one to three simple objects, with captions.
 
 Scenes are sampled with a seed and rendered deterministically (4x supersampling, then a
-box-filter downscale). Captions come from varied templates that all name the background; hard
-prompts name several objects and their spatial relations ("a red circle left of a blue
-square on a white background"). The split is
-by content: scenes whose (shape, colour) pairs include a held-out combination are the
-held-out set, so a model trained on the train split never saw those combinations.
+box-filter downscale). Captions come from varied templates that all name the background;
+hard prompts name several objects and their spatial relations ("a red circle left of a
+blue square on a white background"). The split is by content: scenes whose (shape,
+colour) pairs include a held-out combination are the held-out set, so a model trained on
+the train split never saw those combinations.
 """
 
 from __future__ import annotations
