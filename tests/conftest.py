@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -20,13 +21,16 @@ def demo_profile() -> Profile:
 
 
 def make_profile(
-    latencies: list[float],
+    latencies: Sequence[float | Mapping[int, float]],
     qualities: list[float],
     row_quality,
     grid: tuple[float, ...] = (0.0, 0.5, 1.0),
-    max_batch: int = 32,
+    max_batch: int | Sequence[int] = 32,
 ) -> Profile:
-    """A synthetic pool: model i has batch-1 latency latencies[i]; rows for every pair."""
+    """A synthetic pool: model i has batch-1 latency latencies[i] (or the measured
+    {batch: seconds} given there); rows for every pair; max_batch per pool or per model."""
+    measured = [lat if isinstance(lat, Mapping) else {1: lat} for lat in latencies]
+    batch_caps = [max_batch] * len(measured) if isinstance(max_batch, int) else list(max_batch)
     models = tuple(
         ModelVariant(
             name=f"m{i}",
@@ -35,11 +39,12 @@ def make_profile(
             guidance=0.0,
             resolution=(8, 8),
             quality_alone=q,
-            latency_s={1: lat},
-            max_batch=max_batch,
+            latency_s=dict(lat),
+            max_batch=cap,
         )
-        for i, (lat, q) in enumerate(zip(latencies, qualities, strict=True))
+        for i, (lat, q, cap) in enumerate(zip(measured, qualities, batch_caps, strict=True))
     )
+    latencies = [lat[1] for lat in measured]
     rows = []
     for i, j in itertools.combinations(range(len(models)), 2):
         for r, d in itertools.product(grid, grid):

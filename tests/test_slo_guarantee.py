@@ -8,8 +8,6 @@ that bound from the plan's batch sizes and the profile, not from the planner's o
 numbers.
 """
 
-import itertools
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +15,7 @@ from hypothesis import strategies as st
 from hadis.core.plan import PlanRequest
 from hadis.errors import PlanningError
 from hadis.planner import get_policy, options_for, policy_names
-from hadis.profiles.model import ConfigRow, Direction, Metric, ModelVariant, Profile
+from tests.conftest import make_profile
 
 
 @st.composite
@@ -26,36 +24,20 @@ def pools(draw):
     extrapolated by the profile's rule) and cascade rows for every pair."""
     n = draw(st.integers(2, 3))
     base = sorted(draw(st.lists(st.floats(0.2, 20.0), min_size=n, max_size=n, unique=True)))
-    models = []
-    for i, lat in enumerate(base):
+    measured = []
+    for lat in base:
         sizes = draw(st.sets(st.sampled_from([2, 4, 8]), max_size=3))
         amortise = draw(st.floats(0.3, 1.0))  # share of a batch's cost per extra image
-        measured = {1: lat, **{b: lat * (1 + amortise * (b - 1)) for b in sizes}}
-        models.append(
-            ModelVariant(
-                name=f"m{i}",
-                source=f"test/m{i}",
-                steps=1,
-                guidance=0.0,
-                resolution=(8, 8),
-                quality_alone=30.0 - 5 * i,
-                latency_s={b: round(s, 4) for b, s in measured.items()},
-                max_batch=draw(st.sampled_from([1, 4, 8, 16])),
-            )
-        )
-    rows = []
-    for (i, a), (j, b) in itertools.combinations(enumerate(models), 2):
-        for r, d in itertools.product((0.0, 0.5, 1.0), repeat=2):
-            f = r + (1 - r) * d
-            q = a.quality_alone + (b.quality_alone - a.quality_alone) * f
-            rows.append(ConfigRow(a.name, b.name, r, d, f, q, (1 - r) * base[i] + f * base[j]))
-    profile = Profile(
-        name="random",
-        gpu_type="test",
-        metric=Metric("FID", Direction.LOWER),
-        models=tuple(models),
-        configs=tuple(rows),
+        batches = {1: lat, **{b: lat * (1 + amortise * (b - 1)) for b in sizes}}
+        measured.append({b: round(s, 4) for b, s in batches.items()})
+    qualities = [30.0 - 5 * i for i in range(n)]
+    profile = make_profile(
+        measured,
+        qualities,
+        lambda i, j, r, d: qualities[i] + (qualities[j] - qualities[i]) * (r + (1 - r) * d),
+        max_batch=[draw(st.sampled_from([1, 4, 8, 16])) for _ in range(n)],
     )
+    models = profile.models
     gpus = draw(st.integers(1, 8))
     slo = draw(st.floats(base[0], 4 * base[-1] + 1))
     demand = draw(st.floats(0.0, 3.0 * gpus / base[0]))

@@ -48,10 +48,16 @@ class PlanRequest:
         """Demand the plan must carry, including the over-provisioning margin."""
         return self.demand_qps * self.overprovision
 
+    @property
+    def batch_factor(self) -> float:
+        """Batches of latency a stage plans for: its own and the wait for the one in
+        progress (batch_wait of one: 0 the paper's rule, 1 the worst case)."""
+        return 1.0 + self.batch_wait
+
     def stage_s(self, batch_s: float, model: str) -> float:
-        """Planned latency of one stage: a batch, the wait for the batch in progress
-        (batch_wait of one: 0 the paper's rule, 1 the worst case) and the queue."""
-        return (1.0 + self.batch_wait) * batch_s + self.queue_delay_s(model)
+        """Planned latency of one stage: the batch, the wait for the batch in progress and
+        the queue."""
+        return self.batch_factor * batch_s + self.queue_delay_s(model)
 
     def queue_delay_s(self, model: str) -> float:
         """Expected wait for the queries already queued at `model` (Little's law)."""

@@ -91,10 +91,7 @@ def fit_in_place(
             m: math.ceil(req.target_qps * shares[m] / o.capacity_qps - 1e-9)
             for m, o in pick.items()
         }
-        used: dict[str, int] = {}  # GPUs per set of weights (two variants may share one)
-        for m, g in need.items():
-            w = weights_of(profile, m)
-            used[w] = used.get(w, 0) + g
+        used = gpus_by_weights(profile, need)  # two variants may share one set of weights
         if any(g > held.get(w, 0) for w, g in used.items()):
             continue
         best = (path, Choice(cand, {m: o.batch for m, o in pick.items()}, need))

@@ -134,9 +134,9 @@ def solve_milp(req: PlanRequest, cs: CandidateSet) -> Choice | None:
     for light, heavy in sorted({(c.light, c.heavy) for c in cands if c.escalates}):
         on_pair = np.array([mm in (light, heavy) for mm, _ in zb])
         q = req.queue_delay_s(light) + req.queue_delay_s(heavy)
-        big_m = (1.0 + req.batch_wait) * lat[on_pair].max() * 2 + q
+        big_m = req.batch_factor * lat[on_pair].max() * 2 + q
         row = np.zeros(n)
-        row[z0:x0] = np.where(on_pair, (1.0 + req.batch_wait) * lat, 0.0)
+        row[z0:x0] = np.where(on_pair, req.batch_factor * lat, 0.0)
         row[:n_y] = [big_m if c.escalates and c.pair == (light, heavy) else 0 for c in cands]
         add(row, -np.inf, req.slo_s - q + big_m)
 

@@ -116,8 +116,7 @@ def fallback_batches(req: PlanRequest, model: str) -> tuple[int, ...]:
     if usable:
         return usable
     m = req.profile.model(model)
-    wait = 1.0 + req.batch_wait
-    idle = tuple(b for b in m.batch_options if wait * m.batch_latency_s(b) <= req.slo_s)
+    idle = tuple(b for b in m.batch_options if req.batch_factor * m.batch_latency_s(b) <= req.slo_s)
     return idle or (1,)
 
 
@@ -195,7 +194,7 @@ def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
     """
     K, M = cs.share.shape
     delay = np.array([req.queue_delay_s(m) for m in cs.models])[:, None]
-    opt = _options(cs, (1.0 + req.batch_wait) * cs.batch_s + delay <= req.slo_s)
+    opt = _options(cs, req.batch_factor * cs.batch_s + delay <= req.slo_s)
     per = np.ceil(req.target_qps * opt.ent_load - 1e-9)  # (N, U) GPUs per entry and option
     per = np.where(opt.ent_valid, np.maximum(per, 0.0), np.inf)
     arg = np.argmin(per, axis=1)
@@ -205,7 +204,7 @@ def screen(req: PlanRequest, cs: CandidateSet) -> Screened:
     batch[cs.ent_k, cs.ent_j] = np.where(np.isfinite(best), opt.sizes[cs.ent_j, arg], 0)
     if cs.esc_k.size:
         k, lj, hj = cs.esc_k, cs.esc_light, cs.esc_heavy
-        path_s = (1.0 + req.batch_wait) * opt.batch_s + delay
+        path_s = req.batch_factor * opt.batch_s + delay
         width = path_s.shape[1]
         total = per[cs.esc_light_ent, :, None] + per[cs.esc_heavy_ent, None, :]  # (E, U, U)
         fits = path_s[lj, :, None] + path_s[hj, None, :] <= req.slo_s
