@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from hadis.core.query import Query
@@ -166,15 +168,24 @@ def test_plan_within_loads_no_model(demo_profile):
             assert within.gpus == {"base-8": 2}
 
 
-def test_a_backlog_replan_keeps_to_the_loaded_weights(demo_profile):
-    """An early re-plan (a backlog) that the best plan would answer with a model switch
-    takes the best plan on the loaded weights instead, when one carries the demand; a
-    periodic re-plan may switch."""
+def _with_load_s(profile, load_s: float):
+    models = tuple(dataclasses.replace(m, load_s=load_s, reload_s=load_s) for m in profile.models)
+    return dataclasses.replace(profile, models=models)
+
+
+@pytest.mark.parametrize("load_s, loads_tiny", [(6.0, False), (0.2, True)])
+def test_a_replan_whose_load_would_break_the_slo_keeps_to_the_loaded_weights(
+    demo_profile, load_s, loads_tiny
+):
+    """A backlog re-plan whose best plan loads the tiny model: with a load longer than the
+    SLO the queries sent there would be late, so the best plan on the loaded (base) weights
+    is taken; with a quick load the best plan is."""
     from hadis.core.plan import PlanRequest
     from hadis.planner import DiffServePolicy
 
+    profile = _with_load_s(demo_profile, load_s)
     engine = Engine(
-        demo_profile,
+        profile,
         2,
         EngineConfig(slo_s=5.0),
         TableRouter([0.0] * 10),
@@ -187,12 +198,16 @@ def test_a_backlog_replan_keeps_to_the_loaded_weights(demo_profile):
         2,
         ControllerConfig(period_s=50.0, check_s=10.0, initial_demand_qps=6.0),
     )
-    ctl.start(0.0)
-    ctl.adopt(0.0, DiffServePolicy().plan(PlanRequest(demo_profile, 2, 5.0, 6.0)))
+    ctl.adopt(0.0, DiffServePolicy().plan(PlanRequest(profile, 2, 5.0, 6.0)))
+    for w in engine.workers:  # the base weights are loaded
+        if w.switching:
+            engine.worker_ready(0.0, w.wid)
     assert set(ctl.plan.gpus) == {"base-8", "base-25"}
-    burst = PlanRequest(demo_profile, 2, 5.0, 12.0)
+    burst = PlanRequest(profile, 2, 5.0, 12.0)
+    assert "tiny-4" in HadisPolicy().plan(burst).gpus  # the best plan loads the tiny model
     ctl.reason = "backlog"
-    assert ctl.decide(burst).gpus == {"base-8": 2}
-    assert ctl.on_loaded_weights == 1
-    ctl.reason = "period"
-    assert "tiny-4" in ctl.decide(burst).gpus
+    chosen = ctl.decide(burst)
+    assert ("tiny-4" in chosen.gpus) == loads_tiny
+    if not loads_tiny:
+        assert chosen.gpus == {"base-8": 2}
+        assert ctl.on_loaded_weights == 1

@@ -17,15 +17,21 @@ workers replaces the one in force only when it pays for its switches
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from hadis.core.commands import Command
 from hadis.core.config import ControllerConfig
 from hadis.engine.engine import Engine
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
-from hadis.planner.hysteresis import workers_moved, worth_switching
+from hadis.planner.hysteresis import loads_needed, worth_switching
+from hadis.planner.transition import choose
 
 log = logging.getLogger(__name__)
+
+# plans the policy ranks for a re-plan that would load models: enough to reach, past the
+# plans that load the most, one that keeps what is loaded (paper table: a few ms)
+RANKED_PLANS = 32
 
 
 class Controller:
@@ -54,7 +60,7 @@ class Controller:
         self.planned_for = gpus  # workers alive at the last re-plan
         self.arrivals = 0  # queries observed, admitted or not
         self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
-        self.on_loaded_weights = 0  # backlog re-plans answered without loading a model
+        self.on_loaded_weights = 0  # re-plans whose best plan loads, answered without a load
         self._enqueued_at_last = dict(engine.enqueued)
 
     def observe_arrival(self, now: float, n: int = 1) -> None:
@@ -153,33 +159,56 @@ class Controller:
             return None
         current = self.plan
         fits = current is not None and sum(current.gpus.values()) <= req.gpus
-        if (
-            self.reason == "backlog"
-            and current is not None
-            and fits
-            and workers_moved(current, plan, req.profile) > 0
-        ):
-            # chasing a backlog with a model switch takes workers offline when they are
-            # needed most: use the best plan on the loaded weights if one carries it
-            within = getattr(self.policy, "plan_within", None)
-            held = within(req, current) if within is not None else None
-            if held is not None:
-                self.on_loaded_weights += 1
-                return held
-        if (
-            current is not None
-            and fits
-            and not worth_switching(
-                current,
-                plan,
-                req,
-                switch_s=self.engine.switch_s,
-                horizon_s=self.config.period_s,
-            )
-        ):
+        if current is None or not fits:
+            return plan
+        held = self.engine.held_weights()
+        if loads_needed(held, plan, req.profile) == 0:
+            return plan
+        return self._switch_aware(req, current, plan, held)
+
+    def _switch_aware(
+        self, req: PlanRequest, current: Plan, plan: Plan, held: Mapping[str, int]
+    ) -> Plan:
+        """Choose what to adopt by what happens while it is adopted (planner/transition.py):
+        of the new plan, the policy's next best plans on the workers as they are, the best
+        plan on the loaded weights and the plan in force, the best in quality whose queries
+        keep the SLO while its models load (the plan in force: while it carries the demand
+        with the planning margin), else the least late. A plan that loads models is an
+        option only when it pays for its switches (planner/hysteresis.py)."""
+        switch_s, horizon_s = self.engine.switch_s, self.config.period_s
+        profile = req.profile
+        options = [plan]
+        ranked = getattr(self.policy, "ranked_plans", None)
+        if ranked is not None:
+            options += ranked(req, held, RANKED_PLANS)
+        within = getattr(self.policy, "plan_within", None)
+        on_held = within(req, current, held) if within is not None else None
+        if on_held is not None:
+            options.append(on_held)
+        options = [
+            p
+            for p in options
+            if loads_needed(held, p, profile) == 0
+            or worth_switching(current, p, req, switch_s=switch_s, horizon_s=horizon_s)
+        ]
+        options.append(current)
+        cost = profile.metric.cost
+        options.sort(key=lambda p: (cost(p.quality), loads_needed(held, p, profile)))
+        ages = {m: self._since - t for m, t in self.engine.oldest_queued_s().items()}
+        chosen, _ = choose(
+            options,
+            req,
+            held,
+            switch_s=switch_s,
+            horizon_s=horizon_s,
+            ages=ages,
+            in_force=current,
+        )
+        if chosen is current:
             self.kept += 1
-            return current
-        return plan
+        elif loads_needed(held, chosen, profile) == 0:
+            self.on_loaded_weights += 1
+        return chosen
 
     def gave_up(self, reason: str) -> None:
         """The driver stopped waiting for a plan (e.g. it timed out): the last good plan

@@ -25,6 +25,7 @@ import heapq
 import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -137,6 +138,8 @@ class Engine:
         self._rng = random.Random(config.seed)
         self._latency = {m.name: m.latency_table for m in profile.models}
         self._variants = {m.name: m for m in profile.models}
+        self._ready: set[str] | None = None  # models with a loaded worker (None: recompute)
+        self._heavy_wait_ok = True  # a query may wait for the heavy model's load
         self._router_cut = float("inf")
         self._disc_cut = float("-inf")
         self._drop_after_s = config.drop_factor * config.slo_s
@@ -205,13 +208,35 @@ class Engine:
                     score = -math.inf
                 elif score is None:  # the cut sends all (-inf) or none (+inf) to heavy
                     score = 0.0
-                if score > self._router_cut:
+                if score > self._router_cut and self._heavy_answers(plan):
                     model, q.path = plan.heavy, DIRECT  # type: ignore[assignment]
                 else:
                     model, q.path = plan.light, LIGHT
             else:
                 model, q.path = plan.light, LIGHT
         return model
+
+    def _heavy_answers(self, plan: Plan) -> bool:
+        """The plan's heavy model takes queries now: it has a loaded worker, or the light
+        model has none either, or a query can wait for its load and still make the SLO.
+        Otherwise, while every heavy worker is still loading, a query the router (or the
+        discriminator) would send there is answered by the light model."""
+        heavy = plan.heavy
+        if heavy is None:
+            return False
+        return self._heavy_wait_ok or self.ready(heavy) or not self.ready(plan.light)
+
+    def _can_wait_for_heavy(self, plan: Plan) -> bool:
+        """A load of the plan's heavy model (from disk) plus its planned stage fits the SLO."""
+        if plan.heavy is None:
+            return True
+        paths = plan.path_latency_s
+        if "direct-heavy" in paths:
+            stage = paths["direct-heavy"]
+        else:
+            stage = paths.get("escalated", 0.0) - paths.get("light", 0.0)
+        load = self._variants[plan.heavy].switch_s(False, self.config.switch_delay_s)
+        return load + stage <= self.config.slo_s
 
     def _enqueue(self, q: Query, model: str) -> None:
         q.model = model
@@ -306,7 +331,7 @@ class Engine:
                 q.status, q.finish_s = SERVED, now
                 done(q)
             return self._release(now, w)
-        cut = self._disc_cut
+        cut = self._disc_cut if self._heavy_answers(plan) else -math.inf
         escalated = False
         for q in batch:
             if may_escalate(q) and q.confidence < cut:  # type: ignore[operator]
@@ -362,6 +387,7 @@ class Engine:
         if not w.alive:
             return _NOTHING
         w.alive = False
+        self._ready = None
         batch, w.running, w.busy = w.running, [], False
         if w.assigned is not None and w.wid in self.free[w.assigned]:
             self.free[w.assigned].remove(w.wid)
@@ -377,6 +403,7 @@ class Engine:
         if w.alive:
             return _NOTHING
         w.alive = True
+        self._ready = None
         return self._assign_workers(now, self.plan) if self.plan is not None else _NOTHING
 
     def add_worker(self) -> int:
@@ -427,6 +454,7 @@ class Engine:
         )
         w.switching = True
         w.loading = target
+        self._ready = None
         return LoadModel(w.wid, target, expected)
 
     @property
@@ -439,6 +467,7 @@ class Engine:
     def worker_ready(self, now: float, worker: int) -> list[Command]:
         """A model load finished (the driver carried out a LoadModel)."""
         w = self.workers[worker]
+        self._ready = None
         w.switching = False
         w.loaded, w.loading = w.loading, None
         if w.assigned is None:
@@ -474,6 +503,7 @@ class Engine:
         self._scored_model = plan.light if escalates and plan.d > 0 else None
         factor = plan.admission_factor or self.config.drop_factor
         self._drop_after_s = factor * self.config.slo_s
+        self._heavy_wait_ok = self._can_wait_for_heavy(plan)
         self.listener.on_plan(now, plan)
         out = self._assign_workers(now, plan)
         for model, queue in self.queues.items():
@@ -516,6 +546,7 @@ class Engine:
         return out
 
     def _reassign(self, now: float, w: Worker, target: str | None) -> list[Command]:
+        self._ready = None
         old = w.assigned
         if old is not None and w.wid in self.free[old]:
             self.free[old].remove(w.wid)
@@ -537,9 +568,13 @@ class Engine:
         queue, self.queues[model] = self.queues[model], []
         for _, _, q in sorted(queue):
             if q.path == ESCALATED:
-                if plan.heavy is not None and plan.gpus.get(plan.heavy):
+                if (
+                    plan.heavy is not None
+                    and plan.gpus.get(plan.heavy)
+                    and self._heavy_answers(plan)
+                ):
                     self._enqueue(q, plan.heavy)
-                else:  # no heavy model any more: the light image is the answer
+                else:  # no heavy model (loaded) any more: the light image is the answer
                     q.path = LIGHT
                     self._serve(now, q)
             else:
@@ -563,6 +598,29 @@ class Engine:
         return not any(self.queues.values()) and not any(
             w.busy or w.switching for w in self.workers
         )
+
+    def ready(self, model: str) -> bool:
+        """Some live worker assigned to `model` has it loaded (busy or not)."""
+        if self._ready is None:
+            self._ready = {
+                w.assigned
+                for w in self.workers
+                if w.alive and w.assigned is not None and w.assigned == w.loaded
+            }
+        return model in self._ready
+
+    def held_weights(self) -> Counter[str]:
+        """Live workers per set of weights they hold or are loading (idle ones included)."""
+        out: Counter[str] = Counter()
+        for w in self.workers:
+            name = w.loading or w.loaded
+            if w.alive and name is not None:
+                out[self._variants[name].weights] += 1
+        return out
+
+    def oldest_queued_s(self) -> dict[str, float]:
+        """Per model with a queue, the arrival time of its oldest queued query."""
+        return {m: q[0][0] for m, q in self.queues.items() if q}
 
     def queue_lengths(self) -> dict[str, int]:
         return {m: len(q) for m, q in self.queues.items() if q}

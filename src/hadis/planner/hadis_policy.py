@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ from hadis.planner.in_place import (
     batch_options,
     fit_in_place,
     gpus_by_weights,
+    ranked_choices,
     spread_within_weights,
     weights_of,
 )
@@ -124,12 +125,15 @@ class _CascadePolicy:
     def _solve(self, req: PlanRequest, cs: CandidateSet) -> Choice | None:
         return SOLVERS[self.solver](req, cs)
 
-    def plan_within(self, req: PlanRequest, current: Plan) -> Plan | None:
-        """The best plan that loads no model: every model on weights the plan in force
-        holds, within its GPUs per set of weights (planner/in_place.py). None when no
-        candidate of this policy carries the demand that way."""
+    def plan_within(
+        self, req: PlanRequest, current: Plan, held: Mapping[str, int] | None = None
+    ) -> Plan | None:
+        """The best plan that loads no model: every model on weights the workers hold
+        (`held`, GPUs per set of weights; default: the plan in force's), within those GPUs
+        per set of weights (planner/in_place.py). None when no candidate of this policy
+        carries the demand that way."""
         profile = req.profile
-        held = gpus_by_weights(profile, current.gpus)
+        held = held if held is not None else gpus_by_weights(profile, current.gpus)
         if self._all is None or self._all[0] is not profile:
             by_models: dict[frozenset[str], list[Candidate]] = {}
             for c in self._build_candidates(profile):
@@ -153,12 +157,34 @@ class _CascadePolicy:
             self.name,
             choice.candidate,
             choice.batch,
-            spread_within_weights(profile, choice, held),
+            spread_within_weights(profile, choice, held, req.gpus),
             feasible=True,
             solve_ms=0.0,
             spread_spare=False,
             note="on the loaded weights: an early re-plan loads no model",
         )
+
+    def ranked_plans(
+        self, req: PlanRequest, held: Mapping[str, int], limit: int = 32
+    ) -> list[Plan]:
+        """Up to `limit` plans that carry the request, best quality first, each on the
+        workers as they are (`held`, GPUs per set of weights): the GPUs a candidate
+        needs, plus every worker that already holds weights it uses, plus the rest spread
+        over its models (planner/in_place.py `ranked_choices`). For the controller to
+        choose among by what happens while a plan is adopted (planner/transition.py)."""
+        profile = req.profile
+        return [
+            assemble_plan(
+                req,
+                self.name,
+                c.candidate,
+                c.batch,
+                spread_within_weights(profile, c, held, req.gpus),
+                feasible=True,
+                solve_ms=0.0,
+            )
+            for c in ranked_choices(req, self.candidate_set(profile), held, limit)
+        ]
 
     def plan(self, req: PlanRequest) -> Plan:
         start = time.perf_counter()

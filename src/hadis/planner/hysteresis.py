@@ -13,6 +13,8 @@ that a switch leaves behind make the next plan flee those models, and so on).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.in_place import gpus_by_weights
 from hadis.profiles import Profile
@@ -23,8 +25,14 @@ RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
 def workers_moved(current: Plan, new: Plan, profile: Profile) -> int:
     """Workers that must load other weights to go from `current` to `new` (variants of the
     same weights, other steps or guidance, count as one: moving between them is free)."""
-    now, then = gpus_by_weights(profile, current.gpus), gpus_by_weights(profile, new.gpus)
-    return sum(max(0, g - now.get(w, 0)) for w, g in then.items())
+    return loads_needed(gpus_by_weights(profile, current.gpus), new, profile)
+
+
+def loads_needed(held: Mapping[str, int], new: Plan, profile: Profile) -> int:
+    """Workers that must load other weights for `new`, given the GPUs per set of weights
+    the workers hold."""
+    then = gpus_by_weights(profile, new.gpus)
+    return sum(max(0, g - held.get(w, 0)) for w, g in then.items())
 
 
 def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:

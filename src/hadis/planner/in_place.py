@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate
 from hadis.planner.milp import Choice
-from hadis.planner.screen import usable_batches
+from hadis.planner.screen import CandidateSet, screen, usable_batches
 from hadis.profiles import Profile
 
 
@@ -99,15 +101,54 @@ def fit_in_place(
 
 
 def spread_within_weights(
-    profile: Profile, choice: Choice, held: Mapping[str, int]
+    profile: Profile, choice: Choice, held: Mapping[str, int], total: int | None = None
 ) -> dict[str, int]:
-    """The choice's GPUs plus every other held GPU of the same weights, given to that set's
-    model with the most GPUs already (no worker loads anything)."""
+    """The choice's GPUs plus other held GPUs of the same weights, given to that set's
+    model with the most GPUs already (no worker loads anything), up to `total` GPUs in all
+    (default: every held GPU)."""
     gpus = dict(choice.gpus)
+    left = math.inf if total is None else total - sum(gpus.values())
     used = gpus_by_weights(profile, gpus)
     for w, have in held.items():
-        spare = have - used.get(w, 0)
+        spare = min(have - used.get(w, 0), left)
         models = [m for m in gpus if weights_of(profile, m) == w]
         if spare > 0 and models:
-            gpus[max(models, key=lambda m: gpus[m])] += spare
+            gpus[max(models, key=lambda m: gpus[m])] += int(spare)
+            left -= spare
     return gpus
+
+
+def ranked_choices(
+    req: PlanRequest, cs: CandidateSet, held: Mapping[str, int], limit: int
+) -> list[Choice]:
+    """Up to `limit` screened candidates that fit the request, best first: quality, then
+    fewer workers that must load other weights (given `held`, GPUs per set of weights),
+    then fewer GPUs; each with its batch sizes and the GPUs it needs per model."""
+    sc = screen(req, cs)
+    ok = sc.feasible(req.gpus)
+    if not ok.size:
+        return []
+    profile = req.profile
+    batch = sc.batch[ok]  # (K', M)
+    gpus = np.zeros(batch.shape)
+    for j, m in enumerate(cs.models):
+        variant = profile.model(m)
+        used = batch[:, j] > 0
+        cap = np.array([variant.capacity_qps(int(b)) for b in batch[used, j]])
+        gpus[used, j] = np.ceil(req.target_qps * cs.share[ok[used], j] / cap - 1e-9)
+    names = sorted({weights_of(profile, m) for m in cs.models})
+    col = {w: i for i, w in enumerate(names)}
+    onehot = np.zeros((len(cs.models), len(names)))
+    for j, m in enumerate(cs.models):
+        onehot[j, col[weights_of(profile, m)]] = 1.0
+    have = np.array([held.get(w, 0) for w in names], dtype=float)
+    moved = np.maximum(gpus @ onehot - have, 0.0).sum(axis=1)
+    order = np.lexsort((gpus.sum(axis=1), moved, cs.cost[ok]))[:limit]
+    return [
+        Choice(
+            cs.candidates[ok[k]],
+            {m: int(batch[k, j]) for j, m in enumerate(cs.models) if batch[k, j] > 0},
+            {m: int(gpus[k, j]) for j, m in enumerate(cs.models) if batch[k, j] > 0},
+        )
+        for k in order
+    ]
