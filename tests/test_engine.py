@@ -256,3 +256,24 @@ def test_a_plan_without_light_workers_sends_everything_heavy_whatever_the_router
     q = Query(0, 0.0, 0)
     (batch,) = _dispatches(eng.submit(0.0, q))
     assert batch.model == "m1" and q.path == DIRECT
+
+
+@pytest.mark.parametrize("switch, waits", [(30.0, False), (3.0, True)])
+def test_while_the_heavy_model_loads_the_light_one_answers_unless_waiting_keeps_the_slo(
+    pool, switch, waits
+):
+    """A query the router sends to a heavy model whose every worker is still loading is
+    answered by the light model when waiting for the load could not keep the SLO (30 s
+    load, 10 s SLO); with a 3 s load it waits. Once the heavy model is loaded, it serves."""
+    router = TableRouter([float(i) for i in range(10)])
+    eng, rec = engine_for(pool, workers=2, switch=switch, router=router)
+    light_only = make_plan({"m0": 2}, {"m0": 1}, "m0")
+    cascade = make_plan({"m0": 1, "m1": 1}, {"m0": 1, "m1": 1}, "m0", "m1", r=0.5)
+    # prompt 9 is in the router's top half; it arrives while m1 loads, and again after
+    arrivals = [(switch + 1.0, 9), (switch + 2.0, 9), (3 * switch + 40.0, 9)]
+    qs = drive(eng, arrivals, plans=[(0.0, light_only), (switch + 0.5, cascade)])
+    assert all(q.status == SERVED for q in qs)
+    during = qs[:2]
+    assert all(q.path == (DIRECT if waits else LIGHT) for q in during)
+    assert all(q.model == ("m1" if waits else "m0") for q in during)
+    assert (qs[2].path, qs[2].model) == (DIRECT, "m1")  # loaded by then: it serves

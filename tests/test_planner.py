@@ -296,3 +296,25 @@ def test_a_policy_is_one_class_with_typed_options(paper_profile):
         assert plan.policy == "test-fixed" and plan.gpus == {"sd35-large": 4}
     finally:
         _REGISTRY.pop("test-fixed", None)
+
+
+def test_ranked_plans_start_with_the_best_and_keep_the_loaded_workers(paper_profile):
+    """The policy's ranked plans (for the controller's switch-aware choice): feasible, best
+    quality first (the first as good as plan()'s), each on the workers as they are: when
+    they hold the best plan's weights, the first plan loads nothing."""
+    from hadis.planner.hysteresis import loads_needed
+    from hadis.planner.in_place import gpus_by_weights
+
+    policy = HadisPolicy()
+    req = PlanRequest(paper_profile, 16, 60.0, 4.0)
+    best = policy.plan(req)
+    held = gpus_by_weights(paper_profile, best.gpus)
+    ranked = policy.ranked_plans(req, held, 8)
+    assert len(ranked) == 8
+    metric = paper_profile.metric
+    costs = [metric.cost(p.quality) for p in ranked]
+    assert costs == sorted(costs)
+    assert costs[0] == pytest.approx(metric.cost(best.quality))
+    assert loads_needed(held, ranked[0], paper_profile) == 0
+    assert all(p.feasible and sum(p.gpus.values()) == 16 for p in ranked)
+    assert len({(p.pair, p.r, p.d) for p in ranked}) > 1

@@ -1,0 +1,112 @@
+"""The fluid model of a plan change (planner/transition.py) and the choice built on it."""
+
+import dataclasses
+
+import pytest
+
+from hadis.core.plan import PlanRequest
+from hadis.planner import DiffServePolicy, HadisPolicy
+from hadis.planner.in_place import gpus_by_weights
+from hadis.planner.transition import FluidStage, choose, worst_path_s
+
+
+def stage(**kw):
+    base = dict(
+        queued=0.0,
+        rate=1.0,
+        kept_qps=2.0,
+        full_qps=2.0,
+        switch_s=0.0,
+        batch_s=4.0,
+        batch_factor=1.5,
+    )
+    return FluidStage(**{**base, **kw})
+
+
+def test_a_stage_without_switch_or_backlog_is_the_planned_batch():
+    s = stage()
+    assert [s.latency_s(t) for t in (0.0, 10.0, 50.0)] == pytest.approx([6.0] * 3)
+    assert s.oldest_s() == 0.0
+
+
+def test_a_query_arriving_during_a_load_waits_for_it_then_runs_on_fresh_workers():
+    s = stage(kept_qps=0.0, switch_s=30.0)
+    # at 0: the whole load, then its batch (no batch in progress on a freshly loaded worker)
+    assert s.latency_s(0.0) == pytest.approx(30.0 + 4.0)
+    # at the end of the load: 30 queries ahead at 2/s, then a batch in progress and its own
+    assert s.latency_s(30.0) == pytest.approx(30.0 / 2.0 + 6.0)
+    # kept workers serve meanwhile: with capacity to spare nobody waits for the load
+    assert stage(kept_qps=2.0, full_qps=4.0, switch_s=30.0).latency_s(0.0) == pytest.approx(6.0)
+
+
+def test_an_overloaded_stage_gets_later_and_the_oldest_query_counts_its_wait():
+    s = stage(rate=3.0, queued=10.0, head_age_s=20.0)
+    assert s.latency_s(50.0) > s.latency_s(10.0) > s.latency_s(0.0)
+    assert s.latency_s(0.0) == pytest.approx(10.0 / 2.0 + 6.0)
+    assert s.oldest_s() == pytest.approx(20.0 + 6.0)
+
+
+def test_a_plan_on_loaded_weights_with_no_queue_is_as_planned(paper_profile):
+    req = PlanRequest(paper_profile, 16, 60.0, 3.0)
+    plan = HadisPolicy().plan(req)
+    held = gpus_by_weights(paper_profile, plan.gpus)
+    worst = worst_path_s(plan, req, held, switch_s=30.0, horizon_s=50.0)
+    assert worst == pytest.approx(max(plan.path_latency_s.values()))
+
+
+def test_loading_from_nothing_costs_the_load_and_more_loads_never_help(paper_profile):
+    req = PlanRequest(paper_profile, 16, 60.0, 3.0)
+    plan = HadisPolicy().plan(req)
+    held = gpus_by_weights(paper_profile, plan.gpus)
+    steady = worst_path_s(plan, req, held, switch_s=30.0, horizon_s=50.0)
+    cold = [worst_path_s(plan, req, {}, switch_s=s, horizon_s=50.0) for s in (3.0, 10.0, 30.0)]
+    assert steady < cold[0] <= cold[1] <= cold[2]
+    assert cold[2] >= 30.0
+
+
+def test_the_light_model_covers_a_loading_heavy_one_when_waiting_would_be_late(small_profile):
+    """A cascade whose heavy model loads for longer than the SLO allows: its escalations are
+    answered by the light model meanwhile (the engine's rule), so the path does not wait."""
+    req = PlanRequest(small_profile, 8, 30.0, 0.5)
+    plan = DiffServePolicy(pair=("m0", "m2")).plan(req)
+    assert plan.d > 0 and plan.gpus.get("m2")
+    light_held = {small_profile.model("m0").weights: plan.gpus["m0"]}
+    covered = worst_path_s(plan, req, light_held, switch_s=40.0, horizon_s=50.0)
+    assert covered < 40.0  # nobody waits for the 40 s load
+    nothing = worst_path_s(plan, req, {}, switch_s=40.0, horizon_s=50.0)
+    assert nothing > 40.0  # with nothing loaded every query waits for it
+
+
+def test_choose_takes_the_best_plan_that_stays_within_the_slo(small_profile):
+    req = PlanRequest(small_profile, 8, 30.0, 0.5)
+    policy = HadisPolicy()
+    best = policy.plan(req)  # every GPU on m2 (10 s per image)
+    held = {small_profile.model("m1").weights: 8}  # the workers hold m1
+    on_held = policy.plan_within(req, best, held)
+    assert on_held is not None and set(on_held.gpus) == {"m1"}
+    kw = dict(switch_s=10.0, horizon_s=50.0)
+    assert worst_path_s(on_held, req, held, **kw) <= req.slo_s
+    assert worst_path_s(best, req, held, **kw) > req.slo_s  # its queries wait for m2's load
+    assert choose([best, on_held], req, held, **kw)[0] is on_held
+    # with a quick load the best plan keeps the SLO, and is taken
+    assert choose([best, on_held], req, held, switch_s=1.0, horizon_s=50.0)[0] is best
+    # when no option keeps the SLO, the least late
+    tight = dataclasses.replace(req, slo_s=1.0)
+    chosen, worst = choose([best, on_held], tight, held, **kw)
+    assert chosen is on_held
+    assert worst == min(worst_path_s(p, tight, held, **kw) for p in (best, on_held))
+
+
+def test_the_plan_in_force_is_kept_only_while_it_carries_the_planning_margin(paper_profile):
+    """The plan in force is judged at demand x overprovision: one that carries the demand
+    but not the margin gives way to a safe alternative."""
+    plan_at = HadisPolicy().plan(PlanRequest(paper_profile, 16, 60.0, 3.0))
+    cap = min(c / plan_at.load_qps[m] for m, c in plan_at.capacity_qps.items()) * 3.0
+    req = PlanRequest(paper_profile, 16, 60.0, 0.95 * cap, overprovision=1.6)
+    held = gpus_by_weights(paper_profile, plan_at.gpus)
+    kw = dict(switch_s=30.0, horizon_s=50.0)
+    assert worst_path_s(plan_at, req, held, **kw) <= req.slo_s  # it carries the demand
+    safe = HadisPolicy().plan(dataclasses.replace(req, overprovision=2.0))
+    assert worst_path_s(safe, req, held, **kw) <= req.slo_s
+    assert choose([plan_at, safe], req, held, in_force=plan_at, **kw)[0] is safe
+    assert choose([plan_at, safe], req, held, **kw)[0] is plan_at
