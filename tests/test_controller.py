@@ -211,3 +211,43 @@ def test_a_replan_whose_load_would_break_the_slo_keeps_to_the_loaded_weights(
     if not loads_tiny:
         assert chosen.gpus == {"base-8": 2}
         assert ctl.on_loaded_weights == 1
+
+
+def test_while_demand_rises_a_change_that_loads_models_keeps_the_capacity(small_profile):
+    """A better plan that loads a model but carries less than the plan in force is not
+    adopted while demand rises; once demand stops rising it is."""
+    from hadis.core.plan import PlanRequest
+    from hadis.planner import DiffServePolicy
+
+    class Fixed:
+        name = "fixed"
+
+        def __init__(self, plan):
+            self.fixed = plan
+
+        def plan(self, req):
+            return self.fixed
+
+    fast = DiffServePolicy(pair=("m0", "m1")).plan(PlanRequest(small_profile, 8, 30.0, 2.0))
+    slower = DiffServePolicy(pair=("m1", "m2")).plan(PlanRequest(small_profile, 8, 30.0, 0.3))
+    assert slower.carried_qps < fast.carried_qps
+    assert small_profile.metric.better(slower.quality, fast.quality)
+    engine = Engine(
+        small_profile,
+        8,
+        EngineConfig(slo_s=30.0, switch_delay_s=1.0),
+        TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+        MetricsRecorder(),
+    )
+    ctl = Controller(engine, Fixed(slower), 8, ControllerConfig(period_s=50.0, check_s=10.0))
+    ctl.adopt(0.0, fast)
+    for w in engine.workers:
+        if w.switching:
+            engine.worker_ready(0.0, w.wid)
+    ctl.reason = "period"
+    ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.1))
+    rising = ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.2))
+    assert rising is fast
+    steady = ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.2))
+    assert steady is slower

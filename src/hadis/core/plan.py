@@ -134,6 +134,20 @@ class Plan:
         return self.r + (1 - self.r) * self.d
 
     @property
+    def carried_qps(self) -> float:
+        """The demand the plan's capacity carries (the scarcest model, at its share)."""
+        if self.demand_qps <= 0:
+            return math.inf
+        return min(
+            (
+                c * self.demand_qps / self.load_qps[m]
+                for m, c in self.capacity_qps.items()
+                if self.load_qps.get(m, 0) > 0
+            ),
+            default=math.inf,
+        )
+
+    @property
     def headroom(self) -> dict[str, float]:
         """Capacity over planned load, minus one, per model with load (inf if no load)."""
         return {

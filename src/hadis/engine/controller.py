@@ -9,9 +9,10 @@ an early re-plan uses the last tick's rate when that is higher. Queue lengths an
 per-model arrival rates come from the engine. If the policy raises, the last good plan
 stays in force. Slow model switches shape the request too: plans keep a capacity reserve
 for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
-they are made for the burst the last tick saw (`_burst_demand`); a new plan that moves
-workers replaces the one in force only when it pays for its switches
-(planner/hysteresis.py).
+they are made for the burst the last tick saw (`_burst_demand`). A new plan that loads
+models is adopted only if its queries keep the SLO while the loads happen; otherwise one
+of the policy's next best plans, the best on the loaded weights or the plan in force is
+(`_switch_aware`, planner/transition.py).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Controller:
         self.kept = 0  # re-plans that kept the plan in force (a change did not pay)
         self.on_loaded_weights = 0  # re-plans whose best plan loads, answered without a load
         self._enqueued_at_last = dict(engine.enqueued)
+        self._last_demand = 0.0  # the demand the last re-plan was made for
 
     def observe_arrival(self, now: float, n: int = 1) -> None:
         """n queries arrived (admitted or not: demand is what arrives, not what is let in)."""
@@ -148,8 +150,15 @@ class Controller:
     def decide(self, req: PlanRequest) -> Plan | None:
         """Run the policy (pure: safe off the driver's thread); None if it failed.
 
-        A new plan that moves workers replaces the one in force only when it pays for its
-        model switches (planner/hysteresis.py); otherwise the plan in force stays."""
+        A new plan that loads no model is adopted as it is; one that loads models is
+        weighed against the alternatives by what happens while it is adopted
+        (`_switch_aware`)."""
+        try:
+            return self._decide(req)
+        finally:
+            self._last_demand = req.demand_qps
+
+    def _decide(self, req: PlanRequest) -> Plan | None:
         self.planned_for = req.gpus
         try:
             plan = self.policy.plan(req)
@@ -173,8 +182,10 @@ class Controller:
         of the new plan, the policy's next best plans on the workers as they are, the best
         plan on the loaded weights and the plan in force, the best in quality whose queries
         keep the SLO while its models load (the plan in force: while it carries the demand
-        with the planning margin), else the least late. A plan that loads models is an
-        option only when it pays for its switches (planner/hysteresis.py)."""
+        with the planning margin), else the one that makes the fewest late. A plan that
+        loads models is an option only when it pays for its switches
+        (planner/hysteresis.py) and, while demand rises, carries at least what the plan in
+        force carries."""
         switch_s, horizon_s = self.engine.switch_s, self.config.period_s
         profile = req.profile
         options = [plan]
@@ -185,11 +196,17 @@ class Controller:
         on_held = within(req, current, held) if within is not None else None
         if on_held is not None:
             options.append(on_held)
+        # while demand rises, a change that loads models never lowers the capacity: the
+        # loads would take capacity offline just before it is needed
+        rising = req.demand_qps > self._last_demand
         options = [
             p
             for p in options
             if loads_needed(held, p, profile) == 0
-            or worth_switching(current, p, req, switch_s=switch_s, horizon_s=horizon_s)
+            or (
+                worth_switching(current, p, req, switch_s=switch_s, horizon_s=horizon_s)
+                and not (rising and p.carried_qps < current.carried_qps)
+            )
         ]
         options.append(current)
         cost = profile.metric.cost

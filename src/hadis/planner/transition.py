@@ -172,23 +172,81 @@ def bypasses(plan: Plan, kept: Mapping[str, float], req: PlanRequest, switch_s: 
     return switch_s + stage > req.slo_s
 
 
-def paths(plan: Plan) -> list[tuple[str, ...]]:
-    """The models a query passes through, per path the plan serves."""
+def path_shares(plan: Plan) -> list[tuple[tuple[str, ...], float]]:
+    """The models a query passes through, per path the plan serves, with the share of the
+    queries that take it."""
     if plan.split is not None:
-        return [(m,) for m, s in plan.split.items() if s > 0 and plan.gpus.get(m)]
+        return [((m,), s) for m, s in plan.split.items() if s > 0 and plan.gpus.get(m)]
     heavy = plan.heavy
     if heavy is None:
-        return [(plan.light,)]
+        return [((plan.light,), 1.0)]
     if not plan.gpus.get(plan.light):
-        return [(heavy,)]
-    out: list[tuple[str, ...]] = []
-    if plan.r < 1:
-        out.append((plan.light,))
-    if plan.r > 0:
-        out.append((heavy,))
-    if plan.d > 0 and plan.gpus.get(heavy):
-        out.append((plan.light, heavy))
-    return out
+        return [((heavy,), 1.0)]
+    d = plan.d if plan.gpus.get(heavy) else 0.0
+    out = [
+        ((plan.light,), (1 - plan.r) * (1 - d)),
+        ((heavy,), plan.r),
+        ((plan.light, heavy), (1 - plan.r) * d),
+    ]
+    return [(models, share) for models, share in out if share > 0]
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What adopting a plan now does to its queries over the horizon (fluid estimate)."""
+
+    worst_s: float  # the longest path latency
+    late: float  # queries (queued now or arriving) whose path latency passes the SLO
+
+
+def outlook(
+    plan: Plan,
+    req: PlanRequest,
+    held: Mapping[str, int],
+    *,
+    switch_s: float,
+    horizon_s: float,
+    ages: Mapping[str, float] | None = None,
+) -> Outlook:
+    """The fluid estimate of `plan` adopted now from workers holding `held` (GPUs per set
+    of weights), over `horizon_s`: arrivals at the request's demand on each path, each
+    later stage entered when the one before ends, and the queries queued now."""
+    stages = fluid_stages(plan, req, held, switch_s=switch_s, ages=ages)
+    covered = bypasses(plan, kept_gpus(plan, held, req), req, switch_s)
+    until = switch_s if covered else 0.0  # the light model answers for the heavy one
+    s = min(switch_s, horizon_s)
+    times = [s * i / _STEPS for i in range(_STEPS)]
+    times += [s + (horizon_s - s) * i / _STEPS for i in range(_STEPS + 1)]
+    spans = [b - a for a, b in zip(times, times[1:], strict=False)] + [0.0]
+    slo = req.slo_s
+    worst = late = 0.0
+
+    def through(models: tuple[str, ...], arrived: float, spent: float) -> float:
+        for m in models[1:]:
+            entered = arrived + spent
+            if entered < until:
+                break
+            spent += stages[m].latency_s(min(horizon_s, max(0.0, entered)))
+        return spent
+
+    for models, share in path_shares(plan):
+        if any(m not in stages for m in models):
+            continue
+        for t, span in zip(times, spans, strict=True):
+            route = (plan.light,) if t < until and models == (plan.heavy,) else models
+            latency = through(route, t, stages[route[0]].latency_s(t))
+            worst = max(worst, latency)
+            if latency > slo:
+                late += share * req.demand_qps * span
+    for st in stages.values():  # the queued queries: the oldest first, then the rest
+        if st.queued <= 0:
+            continue
+        head, tail = st.oldest_s(), st.latency_s(0.0)
+        worst = max(worst, head)
+        if max(head, tail) > slo:  # the share of the queue whose latency passes the SLO
+            lo, hi = min(head, tail), max(head, tail)
+            late += st.queued * (1.0 if lo > slo else (hi - slo) / (hi - lo))
+    return Outlook(worst, late)
 
 
 def worst_path_s(
@@ -202,28 +260,7 @@ def worst_path_s(
 ) -> float:
     """The longest path latency (seconds) of a query while `plan` is adopted now from
     workers holding `held` (GPUs per set of weights), over `horizon_s`."""
-    stages = fluid_stages(plan, req, held, switch_s=switch_s, ages=ages)
-    bypass_until = switch_s if bypasses(plan, kept_gpus(plan, held, req), req, switch_s) else 0.0
-    s = min(switch_s, horizon_s)
-    times = [s * i / _STEPS for i in range(_STEPS)]
-    times += [s + (horizon_s - s) * i / _STEPS for i in range(_STEPS + 1)]
-    worst = 0.0
-    for models in paths(plan):
-        if any(m not in stages for m in models):
-            continue
-        first = stages[models[0]]
-        # the oldest queued query, then arrivals over the horizon; each later stage is
-        # entered when the one before ends
-        starts = [(-first.head_age_s, first.oldest_s())] if first.queued else []
-        starts += [(t, first.latency_s(t)) for t in times]
-        for arrived, spent in starts:  # (arrival time, latency so far)
-            for m in models[1:]:
-                entered = arrived + spent
-                if entered < bypass_until:  # answered by the light model
-                    break
-                spent += stages[m].latency_s(min(horizon_s, max(0.0, entered)))
-            worst = max(worst, spent)
-    return worst
+    return outlook(plan, req, held, switch_s=switch_s, horizon_s=horizon_s, ages=ages).worst_s
 
 
 def choose(
@@ -235,30 +272,22 @@ def choose(
     horizon_s: float,
     ages: Mapping[str, float] | None = None,
     in_force: Plan | None = None,
-) -> tuple[Plan, float]:
-    """The first option (in order of preference) whose worst path latency while it is
-    adopted fits the SLO, or, when none does, the first of the least late (lateness that
-    no option avoids, e.g. of a query that has waited too long already, does not count
-    against the others). The plan in force (`in_force`) is judged at the demand plans are
-    made for (`PlanRequest.target_qps`): it is kept only while it carries the demand with
-    the margin that pays for the switches a later, forced change will need. Returns the
-    plan and its worst path seconds."""
+) -> tuple[Plan, Outlook]:
+    """The first option (in order of preference) whose queries all stay within the SLO
+    while it is adopted, or, when none does, the first of those that make the fewest
+    late. The plan in force (`in_force`) passes only while it carries the demand with the
+    margin plans are made for (`PlanRequest.target_qps`): the margin pays for the
+    switches a later, forced change will need. Returns the plan and its outlook."""
     if not options:
         raise ValueError("choose needs at least one option")
+    kw = dict(switch_s=switch_s, horizon_s=horizon_s, ages=ages)
     margin = dataclasses.replace(req, demand_qps=req.target_qps)
-    scored = [
-        (
-            p,
-            worst_path_s(
-                p,
-                margin if p is in_force else req,
-                held,
-                switch_s=switch_s,
-                horizon_s=horizon_s,
-                ages=ages,
-            ),
-        )
-        for p in options
-    ]
-    bar = max(req.slo_s, min(worst for _, worst in scored))
-    return next(pw for pw in scored if pw[1] <= bar + 1e-9)
+    scored = []
+    for p in options:
+        seen = outlook(p, req, held, **kw)  # type: ignore[arg-type]
+        judged = outlook(p, margin, held, **kw) if p is in_force else seen  # type: ignore[arg-type]
+        if judged.worst_s <= req.slo_s:
+            return p, seen
+        scored.append((seen.late, p, seen))
+    fewest = min(late for late, _, _ in scored)
+    return next((p, seen) for late, p, seen in scored if late <= fewest + 1e-9)
