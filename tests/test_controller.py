@@ -142,6 +142,32 @@ def test_with_slow_switches_a_plan_is_made_for_the_burst_it_sees(paper_profile, 
     assert policy.requests[-1].demand_qps == pytest.approx(estimate + share * (9.0 - estimate))
 
 
+@pytest.mark.parametrize("switch_s, share", [(3.0, 0.0), (30.0, 0.4)])
+def test_with_slow_switches_a_plan_expects_the_bursts_seen_lately(paper_profile, switch_s, share):
+    """A burst tick (9 q/s) 30 s before a periodic re-plan, in calm (1 q/s) otherwise: with
+    slow switches the plan still leans towards it (the burst quantile of the tick rates
+    over the burst window; 1.0 here: the highest), with quick ones it does not; a burst
+    older than the window is forgotten."""
+    engine = Engine(paper_profile, 16, EngineConfig(60.0, switch_delay_s=switch_s),
+                    TableRouter([0.0] * 5000), TableDiscriminator([1.0] * 5000))  # fmt: skip
+    policy = FlakyPolicy()
+    config = ControllerConfig(
+        period_s=50.0, initial_demand_qps=1.0, burst_quantile=1.0, burst_window_s=60.0
+    )
+    ctl = Controller(engine, policy, 16, config)
+    ctl.start(0.0)
+    for t in range(1, 151):
+        for _ in range(9 if 10 < t <= 20 or 110 < t <= 120 else 1):
+            ctl.observe_arrival(t - 0.5)
+        if t % 10 == 0:
+            ctl.tick(float(t))
+            if t in (50, 100, 150):
+                estimate = ctl.demand_qps
+                planned = policy.requests[-1].demand_qps
+                burst = 1.0 if t == 100 else 9.0  # at 100 the burst at 20 is 80 s old
+                assert planned == pytest.approx(estimate + share * max(0.0, burst - estimate))
+
+
 def test_plan_within_loads_no_model(demo_profile):
     """The best plan on the weights a plan holds: on demo-cpu, base-8 and base-25 are one
     set of weights, tiny-4 another; a plan on (base-8, base-25) can move its two workers

@@ -201,3 +201,14 @@ def test_moving_between_variants_of_the_same_weights_loads_nothing(pool):
     a, b = make_plan({"m0": 1}, {"m0": 1}, "m0"), make_plan({"m1": 1}, {"m1": 1}, "m1")
     assert workers_moved(a, b, same) == 0
     assert workers_moved(a, b, pool) == 1  # distinct sources: one worker loads
+
+
+@pytest.mark.parametrize(
+    "kw, word", [({"burst_quantile": 1.5}, "burst quantile"), ({"burst_window_s": 0.0}, "window")]
+)
+def test_controller_config_rejects_a_bad_burst_setting(kw, word):
+    from hadis.core.config import ControllerConfig
+    from hadis.errors import HadisError
+
+    with pytest.raises(HadisError, match=word):
+        ControllerConfig(**kw)

@@ -22,6 +22,8 @@ EWMA_ALPHA = 0.35  # demand smoothing per tick (time constant ~ 25 s at 10 s tic
 INITIAL_DEMAND_QPS = 1.0  # demand assumed before anything was measured
 MAX_RETRIES = 1  # a query whose batch failed runs again this many times
 HOST_CACHE = 1  # models a worker keeps in host memory besides the one on its device
+BURST_QUANTILE = 0.9  # with slow switches, plans lean towards this quantile of tick rates
+BURST_WINDOW_S = 600.0  # ... over this much of the recent past
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,14 @@ class ControllerConfig:
     initial_demand_qps: float = INITIAL_DEMAND_QPS
     overprovision: float = DEFAULT_OVERPROVISION
     batch_wait: float = DEFAULT_BATCH_WAIT  # planned wait for a batch in progress (batches)
+    burst_quantile: float = BURST_QUANTILE
+    burst_window_s: float = BURST_WINDOW_S
 
     def __post_init__(self) -> None:
+        if not 0 <= self.burst_quantile <= 1:
+            raise HadisError(f"burst quantile must be in [0, 1], got {self.burst_quantile}")
+        if not self.burst_window_s > 0:
+            raise HadisError(f"burst window must be > 0 seconds, got {self.burst_window_s}")
         if not self.period_s > 0:
             raise HadisError(f"re-plan period must be > 0 seconds, got {self.period_s}")
         if not 0 < self.check_s <= self.period_s:

@@ -18,7 +18,10 @@ of the policy's next best plans, the best on the loaded weights or the plan in f
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
+
+import numpy as np
 
 from hadis.core.commands import Command
 from hadis.core.config import ControllerConfig
@@ -64,6 +67,9 @@ class Controller:
         self.on_loaded_weights = 0  # re-plans whose best plan loads, answered without a load
         self._enqueued_at_last = dict(engine.enqueued)
         self._last_demand = 0.0  # the demand the last re-plan was made for
+        # the arrival rate of each tick over the burst window (bursts seen are expected again)
+        window = max(1, round(self.config.burst_window_s / self.config.check_s))
+        self._rates: deque[float] = deque(maxlen=window)
 
     def observe_arrival(self, now: float, n: int = 1) -> None:
         """n queries arrived (admitted or not: demand is what arrives, not what is let in)."""
@@ -94,6 +100,7 @@ class Controller:
         """
         short_rate = self._tick_arrivals / max(now - self._tick_since, 1e-9)
         self._tick_arrivals, self._tick_since = 0, now
+        self._rates.append(short_rate)
         a = self.config.ewma_alpha
         if self._measured:
             self.demand_qps = a * short_rate + (1 - a) * self.demand_qps
@@ -124,14 +131,18 @@ class Controller:
         )
 
     def _burst_demand(self, short_rate: float) -> float:
-        """The demand to plan for: the estimate, moved towards the last tick's rate when
-        that is higher. A switch shorter than a tick lets an early re-plan follow a burst,
-        so the estimate stays; a longer one lags the burst by (switch - tick), and the plan
-        moves that share of a re-plan period towards the burst it is seeing (30 s switches,
-        10 s ticks, 50 s periods: 40% of the way; 3 s: none)."""
+        """The demand to plan for: the estimate, moved towards a burst when that is higher.
+        A switch shorter than a tick lets an early re-plan follow a burst, so the estimate
+        stays; a longer one lags a burst by (switch - tick), and the plan moves that share
+        of a re-plan period towards the burst (30 s switches, 10 s ticks, 50 s periods: 40%
+        of the way; 3 s: none). The burst is the higher of the last tick's rate and the
+        `burst_quantile` of the tick rates over the last `burst_window_s`: bursts seen
+        lately are expected again, and with slow switches there is no time to follow one."""
         lag = self.engine.switch_s - self.config.check_s
         w = min(1.0, max(0.0, lag) / self.config.period_s)
-        return self.demand_qps + w * max(0.0, short_rate - self.demand_qps)
+        seen = float(np.quantile(self._rates, self.config.burst_quantile)) if self._rates else 0.0
+        burst = max(short_rate, seen)
+        return self.demand_qps + w * max(0.0, burst - self.demand_qps)
 
     def workers_changed(self) -> None:
         """A worker was lost or came back: the next tick re-plans for the workers alive."""
