@@ -143,11 +143,13 @@ def test_paper_experiment_acceptance(paper_profile):
 @pytest.mark.slow
 def test_slow_model_switches_do_not_collapse_hadis(paper_profile):
     """With model loads as long as the SLO (60 s), plans keep capacity in reserve for the
-    switches a re-plan causes (Controller.overprovision) and are made for the burst they
-    see: HADIS used to collapse here (violation ratio 0.87 without them)."""
+    switches a re-plan causes (Controller.overprovision), lean towards bursts, and a plan
+    that loads models is adopted only if its queries keep the SLO meanwhile: HADIS used to
+    collapse here (violation ratio 0.87 without the first two, 0.0019 without the last)."""
     trace = azure_functions(1.0, 6.4, 10.0, seed=0)
     s, _ = run_policies(
         paper_profile, trace, ("hadis", "diffserve"), SimConfig(seed=0, switch_delay_s=60.0)
     )
-    assert s["hadis"].violation_ratio < 0.005  # measured: 0.0019 (DiffServe: 0)
+    # measured: HADIS 0 / 24.51, DiffServe 0 / 25.07
+    assert s["hadis"].violation_ratio <= s["diffserve"].violation_ratio + 0.0005
     assert s["hadis"].quality < s["diffserve"].quality

@@ -199,6 +199,11 @@ class Controller:
         force carries."""
         switch_s, horizon_s = self.engine.switch_s, self.config.period_s
         profile = req.profile
+        # while demand rises, a change that loads models never lowers the capacity: the
+        # loads would take capacity offline just before it is needed
+        rising = req.demand_qps > self._last_demand
+        cost = profile.metric.cost
+
         options = [plan]
         ranked = getattr(self.policy, "ranked_plans", None)
         if ranked is not None:
@@ -207,9 +212,6 @@ class Controller:
         on_held = within(req, current, held) if within is not None else None
         if on_held is not None:
             options.append(on_held)
-        # while demand rises, a change that loads models never lowers the capacity: the
-        # loads would take capacity offline just before it is needed
-        rising = req.demand_qps > self._last_demand
         options = [
             p
             for p in options
@@ -220,10 +222,10 @@ class Controller:
             )
         ]
         options.append(current)
-        cost = profile.metric.cost
+        # best quality first; among equals, the one that loads the fewest workers
         options.sort(key=lambda p: (cost(p.quality), loads_needed(held, p, profile)))
         ages = {m: self._since - t for m, t in self.engine.oldest_queued_s().items()}
-        chosen, _ = choose(
+        chosen = choose(
             options,
             req,
             held,

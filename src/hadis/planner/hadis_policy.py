@@ -100,8 +100,8 @@ class _CascadePolicy:
         if solver not in SOLVERS:
             raise HadisError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
         self.solver = solver
-        # unpruned candidates by the models they load, for plan_within
-        self._all: tuple[Profile, dict[frozenset[str], list[Candidate]]] | None = None
+        # unpruned candidates, best quality first (models, cost, candidate), for plan_within
+        self._all: tuple[Profile, list[tuple[frozenset[str], float, Candidate]]] | None = None
 
     def candidate_set(self, profile: Profile) -> CandidateSet:
         """The profile's candidates minus request-independent dominated ones (cached)."""
@@ -135,20 +135,20 @@ class _CascadePolicy:
         profile = req.profile
         held = held if held is not None else gpus_by_weights(profile, current.gpus)
         if self._all is None or self._all[0] is not profile:
-            by_models: dict[frozenset[str], list[Candidate]] = {}
-            for c in self._build_candidates(profile):
-                by_models.setdefault(frozenset(c.models), []).append(c)
-            self._all = (profile, by_models)
+            cost = profile.metric.cost
+            ordered = sorted(self._build_candidates(profile), key=lambda c: cost(c.quality))
+            self._all = (profile, [(frozenset(c.models), cost(c.quality), c) for c in ordered])
         on_held = [m.name for m in profile.models if held.get(weights_of(profile, m.name), 0)]
         options = batch_options(req, on_held)
         best: tuple[tuple[float, float], Choice] | None = None
-        fitting = (c for ms, cs in self._all[1].items() if ms <= options.keys() for c in cs)
-        for cand in fitting:
+        for models, cost_k, cand in self._all[1]:  # best quality first
+            if best is not None and cost_k > best[0][0]:
+                break  # no candidate left can be better; equals are compared on latency
+            if not models <= options.keys():
+                continue
             fit = fit_in_place(req, cand, held, options)
-            if fit is not None:
-                key = (profile.metric.cost(cand.quality), fit[0])
-                if best is None or key < best[0]:
-                    best = (key, fit[1])
+            if fit is not None and (best is None or (cost_k, fit[0]) < best[0]):
+                best = ((cost_k, fit[0]), fit[1])
         if best is None:
             return None
         choice = best[1]
@@ -161,7 +161,7 @@ class _CascadePolicy:
             feasible=True,
             solve_ms=0.0,
             spread_spare=False,
-            note="on the loaded weights: an early re-plan loads no model",
+            note="on the loaded weights: loads no model",
         )
 
     def ranked_plans(

@@ -41,6 +41,7 @@ class Option:
     batch: int
     stage_s: float  # planned stage latency (PlanRequest.stage_s)
     capacity_qps: float  # per GPU
+    weights: str = ""  # what a worker must hold to serve it (ModelVariant.weights)
 
 
 def batch_options(req: PlanRequest, models: Iterable[str]) -> dict[str, list[Option]]:
@@ -50,7 +51,7 @@ def batch_options(req: PlanRequest, models: Iterable[str]) -> dict[str, list[Opt
     for name in models:
         m = req.profile.model(name)
         every = [
-            Option(b, req.stage_s(m.batch_latency_s(b), name), m.capacity_qps(b))
+            Option(b, req.stage_s(m.batch_latency_s(b), name), m.capacity_qps(b), m.weights)
             for b in usable_batches(req, name)
         ]
         # only the (latency, capacity) front matters: an option that another beats on
@@ -78,25 +79,32 @@ def fit_in_place(
     """Batch sizes with which `cand` carries the request's demand within the SLO using at
     most `held[w]` GPUs of each set of weights w; the fastest such (planned path seconds,
     choice with the GPUs each model needs), or None. `options`: `batch_options`."""
-    profile = req.profile
     best: tuple[float, Choice] | None = None
     shares = dict(cand.shares)
-    for combo in itertools.product(*(options[m] for m in cand.models)):
-        pick = dict(zip(cand.models, combo, strict=True))
-        if cand.escalates and cand.heavy is not None:
-            path = pick[cand.light].stage_s + pick[cand.heavy].stage_s
+    target, slo = req.target_qps, req.slo_s
+    models = cand.models
+    # a cascade's escalated path runs both stages: the columns of its light and heavy model
+    stages = (
+        (models.index(cand.light), models.index(cand.heavy))
+        if cand.escalates and cand.heavy is not None
+        else None
+    )
+    for combo in itertools.product(*(options[m] for m in models)):
+        if stages is not None:
+            path = combo[stages[0]].stage_s + combo[stages[1]].stage_s
         else:
             path = max(o.stage_s for o in combo)
-        if path > req.slo_s or (best is not None and path >= best[0]):
+        if path > slo or (best is not None and path >= best[0]):
             continue
-        need = {
-            m: math.ceil(req.target_qps * shares[m] / o.capacity_qps - 1e-9)
-            for m, o in pick.items()
-        }
-        used = gpus_by_weights(profile, need)  # two variants may share one set of weights
+        need: dict[str, int] = {}
+        used: dict[str, int] = {}  # two variants may share one set of weights
+        for m, o in zip(models, combo, strict=True):
+            need[m] = g = math.ceil(target * shares[m] / o.capacity_qps - 1e-9)
+            used[o.weights] = used.get(o.weights, 0) + g
         if any(g > held.get(w, 0) for w, g in used.items()):
             continue
-        best = (path, Choice(cand, {m: o.batch for m, o in pick.items()}, need))
+        batch = {m: o.batch for m, o in zip(models, combo, strict=True)}
+        best = (path, Choice(cand, batch, need))
     return best
 
 

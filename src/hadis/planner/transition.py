@@ -263,6 +263,26 @@ def worst_path_s(
     return outlook(plan, req, held, switch_s=switch_s, horizon_s=horizon_s, ages=ages).worst_s
 
 
+def keeps_slo(
+    plan: Plan,
+    req: PlanRequest,
+    held: Mapping[str, int],
+    *,
+    switch_s: float,
+    horizon_s: float,
+    ages: Mapping[str, float] | None = None,
+    in_force: Plan | None = None,
+) -> bool:
+    """Every query of `plan` stays within the SLO while it is adopted. The plan in force
+    (`in_force`) passes only while it carries the demand with the margin plans are made for
+    (`PlanRequest.target_qps`): the margin pays for the switches a later, forced change
+    will need."""
+    if plan is in_force:
+        req = dataclasses.replace(req, demand_qps=req.target_qps)
+    seen = outlook(plan, req, held, switch_s=switch_s, horizon_s=horizon_s, ages=ages)
+    return seen.worst_s <= req.slo_s
+
+
 def choose(
     options: Sequence[Plan],
     req: PlanRequest,
@@ -272,22 +292,15 @@ def choose(
     horizon_s: float,
     ages: Mapping[str, float] | None = None,
     in_force: Plan | None = None,
-) -> tuple[Plan, Outlook]:
-    """The first option (in order of preference) whose queries all stay within the SLO
-    while it is adopted, or, when none does, the first of those that make the fewest
-    late. The plan in force (`in_force`) passes only while it carries the demand with the
-    margin plans are made for (`PlanRequest.target_qps`): the margin pays for the
-    switches a later, forced change will need. Returns the plan and its outlook."""
+) -> Plan:
+    """The first option (in order of preference) that keeps the SLO while it is adopted
+    (`keeps_slo`), or, when none does, the first of those whose outlook makes the fewest
+    queries late."""
     if not options:
         raise ValueError("choose needs at least one option")
     kw = dict(switch_s=switch_s, horizon_s=horizon_s, ages=ages)
-    margin = dataclasses.replace(req, demand_qps=req.target_qps)
-    scored = []
     for p in options:
-        seen = outlook(p, req, held, **kw)  # type: ignore[arg-type]
-        judged = outlook(p, margin, held, **kw) if p is in_force else seen  # type: ignore[arg-type]
-        if judged.worst_s <= req.slo_s:
-            return p, seen
-        scored.append((seen.late, p, seen))
-    fewest = min(late for late, _, _ in scored)
-    return next((p, seen) for late, p, seen in scored if late <= fewest + 1e-9)
+        if keeps_slo(p, req, held, in_force=in_force, **kw):  # type: ignore[arg-type]
+            return p
+    late = [outlook(p, req, held, **kw).late for p in options]  # type: ignore[arg-type]
+    return options[late.index(min(late))]
