@@ -7,7 +7,7 @@ import pytest
 from hadis.core.plan import PlanRequest
 from hadis.planner import DiffServePolicy, HadisPolicy
 from hadis.planner.in_place import gpus_by_weights
-from hadis.planner.transition import FluidStage, choose, outlook, worst_path_s
+from hadis.planner.transition import FluidStage, Transition
 
 
 def stage(**kw):
@@ -50,7 +50,7 @@ def test_a_plan_on_loaded_weights_with_no_queue_is_as_planned(paper_profile):
     req = PlanRequest(paper_profile, 16, 60.0, 3.0)
     plan = HadisPolicy().plan(req)
     held = gpus_by_weights(paper_profile, plan.gpus)
-    worst = worst_path_s(plan, req, held, switch_s=30.0, horizon_s=50.0)
+    worst = Transition(held, 30.0, 50.0).worst_path_s(plan, req)
     assert worst == pytest.approx(max(plan.path_latency_s.values()))
 
 
@@ -58,8 +58,8 @@ def test_loading_from_nothing_costs_the_load_and_more_loads_never_help(paper_pro
     req = PlanRequest(paper_profile, 16, 60.0, 3.0)
     plan = HadisPolicy().plan(req)
     held = gpus_by_weights(paper_profile, plan.gpus)
-    steady = worst_path_s(plan, req, held, switch_s=30.0, horizon_s=50.0)
-    cold = [worst_path_s(plan, req, {}, switch_s=s, horizon_s=50.0) for s in (3.0, 10.0, 30.0)]
+    steady = Transition(held, 30.0, 50.0).worst_path_s(plan, req)
+    cold = [Transition({}, s, 50.0).worst_path_s(plan, req) for s in (3.0, 10.0, 30.0)]
     assert steady < cold[0] <= cold[1] <= cold[2]
     assert cold[2] >= 30.0
 
@@ -71,9 +71,9 @@ def test_the_light_model_covers_a_loading_heavy_one_when_waiting_would_be_late(s
     plan = DiffServePolicy(pair=("m0", "m2")).plan(req)
     assert plan.d > 0 and plan.gpus.get("m2")
     light_held = {small_profile.model("m0").weights: plan.gpus["m0"]}
-    covered = worst_path_s(plan, req, light_held, switch_s=40.0, horizon_s=50.0)
+    covered = Transition(light_held, 40.0, 50.0).worst_path_s(plan, req)
     assert covered < 40.0  # nobody waits for the 40 s load
-    nothing = worst_path_s(plan, req, {}, switch_s=40.0, horizon_s=50.0)
+    nothing = Transition({}, 40.0, 50.0).worst_path_s(plan, req)
     assert nothing > 40.0  # with nothing loaded every query waits for it
 
 
@@ -84,17 +84,17 @@ def test_choose_takes_the_best_plan_that_stays_within_the_slo(small_profile):
     held = {small_profile.model("m1").weights: 8}  # the workers hold m1
     on_held = policy.plan_within(req, best, held)
     assert on_held is not None and set(on_held.gpus) == {"m1"}
-    kw = dict(switch_s=10.0, horizon_s=50.0)
-    assert worst_path_s(on_held, req, held, **kw) <= req.slo_s
-    assert worst_path_s(best, req, held, **kw) > req.slo_s  # its queries wait for m2's load
-    assert choose([best, on_held], req, held, **kw) is on_held
+    slow = Transition(held, 10.0, 50.0)
+    assert slow.worst_path_s(on_held, req) <= req.slo_s
+    assert slow.worst_path_s(best, req) > req.slo_s  # its queries wait for m2's load
+    assert slow.choose([best, on_held], req) is on_held
     # with a quick load the best plan keeps the SLO, and is taken
-    assert choose([best, on_held], req, held, switch_s=1.0, horizon_s=50.0) is best
+    assert Transition(held, 1.0, 50.0).choose([best, on_held], req) is best
     # when no option keeps the SLO, the one that makes the fewest late
     tight = dataclasses.replace(req, slo_s=3.5, queue={"m1": 20})
-    ages = {"m1": 2.0}
-    chosen = choose([best, on_held], tight, held, ages=ages, **kw)
-    seen = [outlook(p, tight, held, ages=ages, **kw) for p in (best, on_held)]
+    aged = Transition(held, 10.0, 50.0, ages={"m1": 2.0})
+    chosen = aged.choose([best, on_held], tight)
+    seen = [aged.outlook(p, tight) for p in (best, on_held)]
     assert all(o.worst_s > tight.slo_s for o in seen)  # neither keeps the SLO
     assert 0 < seen[1].late < seen[0].late and chosen is on_held
 
@@ -106,9 +106,9 @@ def test_the_plan_in_force_is_kept_only_while_it_carries_the_planning_margin(pap
     cap = min(c / plan_at.load_qps[m] for m, c in plan_at.capacity_qps.items()) * 3.0
     req = PlanRequest(paper_profile, 16, 60.0, 0.95 * cap, overprovision=1.6)
     held = gpus_by_weights(paper_profile, plan_at.gpus)
-    kw = dict(switch_s=30.0, horizon_s=50.0)
-    assert worst_path_s(plan_at, req, held, **kw) <= req.slo_s  # it carries the demand
+    adopt = Transition(held, 30.0, 50.0)
+    assert adopt.worst_path_s(plan_at, req) <= req.slo_s  # it carries the demand
     safe = HadisPolicy().plan(dataclasses.replace(req, overprovision=2.0))
-    assert worst_path_s(safe, req, held, **kw) <= req.slo_s
-    assert choose([plan_at, safe], req, held, in_force=plan_at, **kw) is safe
-    assert choose([plan_at, safe], req, held, **kw) is plan_at
+    assert adopt.worst_path_s(safe, req) <= req.slo_s
+    assert adopt.choose([plan_at, safe], req, in_force=plan_at) is safe
+    assert adopt.choose([plan_at, safe], req) is plan_at

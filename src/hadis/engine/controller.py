@@ -29,7 +29,7 @@ from hadis.engine.engine import Engine
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
 from hadis.planner.hysteresis import loads_needed, worth_switching
-from hadis.planner.transition import choose
+from hadis.planner.transition import Transition
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +225,7 @@ class Controller:
         # best quality first; among equals, the one that loads the fewest workers
         options.sort(key=lambda p: (cost(p.quality), loads_needed(held, p, profile)))
         ages = {m: self._since - t for m, t in self.engine.oldest_queued_s().items()}
-        chosen = choose(
-            options,
-            req,
-            held,
-            switch_s=switch_s,
-            horizon_s=horizon_s,
-            ages=ages,
-            in_force=current,
-        )
+        chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, current)
         if chosen is current:
             self.kept += 1
         elif loads_needed(held, chosen, profile) == 0:

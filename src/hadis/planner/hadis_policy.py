@@ -151,17 +151,23 @@ class _CascadePolicy:
                 best = ((cost_k, fit[0]), fit[1])
         if best is None:
             return None
-        choice = best[1]
+        return self._on_workers(req, best[1], held, spread_spare=False)
+
+    def _on_workers(
+        self, req: PlanRequest, choice: Choice, held: Mapping[str, int], *, spread_spare: bool
+    ) -> Plan:
+        """The choice's plan on the workers as they are: the GPUs it needs plus every
+        worker that holds weights it uses; the rest spread over its models, or idle."""
         return assemble_plan(
             req,
             self.name,
             choice.candidate,
             choice.batch,
-            spread_within_weights(profile, choice, held, req.gpus),
+            spread_within_weights(req.profile, choice, held, req.gpus),
             feasible=True,
             solve_ms=0.0,
-            spread_spare=False,
-            note="on the loaded weights: loads no model",
+            spread_spare=spread_spare,
+            note="" if spread_spare else "on the loaded weights: loads no model",
         )
 
     def ranked_plans(
@@ -172,19 +178,8 @@ class _CascadePolicy:
         needs, plus every worker that already holds weights it uses, plus the rest spread
         over its models (planner/in_place.py `ranked_choices`). For the controller to
         choose among by what happens while a plan is adopted (planner/transition.py)."""
-        profile = req.profile
-        return [
-            assemble_plan(
-                req,
-                self.name,
-                c.candidate,
-                c.batch,
-                spread_within_weights(profile, c, held, req.gpus),
-                feasible=True,
-                solve_ms=0.0,
-            )
-            for c in ranked_choices(req, self.candidate_set(profile), held, limit)
-        ]
+        choices = ranked_choices(req, self.candidate_set(req.profile), held, limit)
+        return [self._on_workers(req, c, held, spread_spare=True) for c in choices]
 
     def plan(self, req: PlanRequest) -> Plan:
         start = time.perf_counter()

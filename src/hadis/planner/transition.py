@@ -6,8 +6,8 @@ that is feasible once loaded can so break the SLO on the way there, which a plan
 only compares end states does not see (with loads of tens of seconds, moving a whole
 cluster to another model in the middle of a burst is what made HADIS late).
 
-`worst_path_s` estimates the longest path latency of a plan adopted now, with a fluid
-model over a horizon: per model, the backlog (its queue, its share of the orphaned queues,
+`Transition.outlook` estimates what a plan adopted now does, with a fluid model over a
+horizon: per model, the backlog (its queue, its share of the orphaned queues,
 and arrivals at the request's demand) is served by the workers that already hold its
 weights until the switch ends, and by all of the plan's workers after it. A query waits
 for the backlog ahead of it, then for its batch (on workers already serving, also for the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.in_place import gpus_by_weights, weights_of
@@ -199,108 +199,82 @@ class Outlook:
     late: float  # queries (queued now or arriving) whose path latency passes the SLO
 
 
-def outlook(
-    plan: Plan,
-    req: PlanRequest,
-    held: Mapping[str, int],
-    *,
-    switch_s: float,
-    horizon_s: float,
-    ages: Mapping[str, float] | None = None,
-) -> Outlook:
-    """The fluid estimate of `plan` adopted now from workers holding `held` (GPUs per set
-    of weights), over `horizon_s`: arrivals at the request's demand on each path, each
-    later stage entered when the one before ends, and the queries queued now."""
-    stages = fluid_stages(plan, req, held, switch_s=switch_s, ages=ages)
-    covered = bypasses(plan, kept_gpus(plan, held, req), req, switch_s)
-    until = switch_s if covered else 0.0  # the light model answers for the heavy one
-    s = min(switch_s, horizon_s)
-    times = [s * i / _STEPS for i in range(_STEPS)]
-    times += [s + (horizon_s - s) * i / _STEPS for i in range(_STEPS + 1)]
-    spans = [b - a for a, b in zip(times, times[1:], strict=False)] + [0.0]
-    slo = req.slo_s
-    worst = late = 0.0
+@dataclass(frozen=True)
+class Transition:
+    """Adopting a plan now: the workers hold `held` GPUs per set of weights, a load takes
+    `switch_s`, the estimate covers `horizon_s` (the next re-plan), and `ages` says per
+    model how long its oldest queued query has waited."""
 
-    def through(models: tuple[str, ...], arrived: float, spent: float) -> float:
-        for m in models[1:]:
-            entered = arrived + spent
-            if entered < until:
-                break
-            spent += stages[m].latency_s(min(horizon_s, max(0.0, entered)))
-        return spent
+    held: Mapping[str, int]
+    switch_s: float
+    horizon_s: float
+    ages: Mapping[str, float] = field(default_factory=dict)
 
-    for models, share in path_shares(plan):
-        if any(m not in stages for m in models):
-            continue
-        for t, span in zip(times, spans, strict=True):
-            route = (plan.light,) if t < until and models == (plan.heavy,) else models
-            latency = through(route, t, stages[route[0]].latency_s(t))
-            worst = max(worst, latency)
-            if latency > slo:
-                late += share * req.demand_qps * span
-    for st in stages.values():  # the queued queries: the oldest first, then the rest
-        if st.queued <= 0:
-            continue
-        head, tail = st.oldest_s(), st.latency_s(0.0)
-        worst = max(worst, head)
-        if max(head, tail) > slo:  # the share of the queue whose latency passes the SLO
-            lo, hi = min(head, tail), max(head, tail)
-            late += st.queued * (1.0 if lo > slo else (hi - slo) / (hi - lo))
-    return Outlook(worst, late)
+    def outlook(self, plan: Plan, req: PlanRequest) -> Outlook:
+        """The fluid estimate of `plan` adopted now: arrivals at the request's demand on
+        each path, each later stage entered when the one before ends, and the queries
+        queued now."""
+        held, switch_s, horizon_s = self.held, self.switch_s, self.horizon_s
+        stages = fluid_stages(plan, req, held, switch_s=switch_s, ages=self.ages)
+        covered = bypasses(plan, kept_gpus(plan, held, req), req, switch_s)
+        until = switch_s if covered else 0.0  # the light model answers for the heavy one
+        s = min(switch_s, horizon_s)
+        times = [s * i / _STEPS for i in range(_STEPS)]
+        times += [s + (horizon_s - s) * i / _STEPS for i in range(_STEPS + 1)]
+        spans = [b - a for a, b in zip(times, times[1:], strict=False)] + [0.0]
+        slo = req.slo_s
+        worst = late = 0.0
 
+        def through(models: tuple[str, ...], arrived: float, spent: float) -> float:
+            for m in models[1:]:
+                entered = arrived + spent
+                if entered < until:
+                    break
+                spent += stages[m].latency_s(min(horizon_s, max(0.0, entered)))
+            return spent
 
-def worst_path_s(
-    plan: Plan,
-    req: PlanRequest,
-    held: Mapping[str, int],
-    *,
-    switch_s: float,
-    horizon_s: float,
-    ages: Mapping[str, float] | None = None,
-) -> float:
-    """The longest path latency (seconds) of a query while `plan` is adopted now from
-    workers holding `held` (GPUs per set of weights), over `horizon_s`."""
-    return outlook(plan, req, held, switch_s=switch_s, horizon_s=horizon_s, ages=ages).worst_s
+        for models, share in path_shares(plan):
+            if any(m not in stages for m in models):
+                continue
+            for t, span in zip(times, spans, strict=True):
+                route = (plan.light,) if t < until and models == (plan.heavy,) else models
+                latency = through(route, t, stages[route[0]].latency_s(t))
+                worst = max(worst, latency)
+                if latency > slo:
+                    late += share * req.demand_qps * span
+        for st in stages.values():  # the queued queries: the oldest first, then the rest
+            if st.queued <= 0:
+                continue
+            head, tail = st.oldest_s(), st.latency_s(0.0)
+            worst = max(worst, head)
+            if max(head, tail) > slo:  # the share of the queue whose latency passes the SLO
+                lo, hi = min(head, tail), max(head, tail)
+                late += st.queued * (1.0 if lo > slo else (hi - slo) / (hi - lo))
+        return Outlook(worst, late)
 
+    def worst_path_s(self, plan: Plan, req: PlanRequest) -> float:
+        """The longest path latency (seconds) of a query while `plan` is adopted."""
+        return self.outlook(plan, req).worst_s
 
-def keeps_slo(
-    plan: Plan,
-    req: PlanRequest,
-    held: Mapping[str, int],
-    *,
-    switch_s: float,
-    horizon_s: float,
-    ages: Mapping[str, float] | None = None,
-    in_force: Plan | None = None,
-) -> bool:
-    """Every query of `plan` stays within the SLO while it is adopted. The plan in force
-    (`in_force`) passes only while it carries the demand with the margin plans are made for
-    (`PlanRequest.target_qps`): the margin pays for the switches a later, forced change
-    will need."""
-    if plan is in_force:
-        req = dataclasses.replace(req, demand_qps=req.target_qps)
-    seen = outlook(plan, req, held, switch_s=switch_s, horizon_s=horizon_s, ages=ages)
-    return seen.worst_s <= req.slo_s
+    def keeps_slo(self, plan: Plan, req: PlanRequest, in_force: Plan | None = None) -> bool:
+        """Every query of `plan` stays within the SLO while it is adopted. The plan in
+        force (`in_force`) passes only while it carries the demand with the margin plans
+        are made for (`PlanRequest.target_qps`): the margin pays for the switches a later,
+        forced change will need."""
+        if plan is in_force:
+            req = dataclasses.replace(req, demand_qps=req.target_qps)
+        return self.worst_path_s(plan, req) <= req.slo_s
 
-
-def choose(
-    options: Sequence[Plan],
-    req: PlanRequest,
-    held: Mapping[str, int],
-    *,
-    switch_s: float,
-    horizon_s: float,
-    ages: Mapping[str, float] | None = None,
-    in_force: Plan | None = None,
-) -> Plan:
-    """The first option (in order of preference) that keeps the SLO while it is adopted
-    (`keeps_slo`), or, when none does, the first of those whose outlook makes the fewest
-    queries late."""
-    if not options:
-        raise ValueError("choose needs at least one option")
-    kw = dict(switch_s=switch_s, horizon_s=horizon_s, ages=ages)
-    for p in options:
-        if keeps_slo(p, req, held, in_force=in_force, **kw):  # type: ignore[arg-type]
-            return p
-    late = [outlook(p, req, held, **kw).late for p in options]  # type: ignore[arg-type]
-    return options[late.index(min(late))]
+    def choose(
+        self, options: Sequence[Plan], req: PlanRequest, in_force: Plan | None = None
+    ) -> Plan:
+        """The first option (in order of preference) that keeps the SLO while it is
+        adopted (`keeps_slo`), or, when none does, the first of those whose outlook makes
+        the fewest queries late."""
+        if not options:
+            raise ValueError("choose needs at least one option")
+        for p in options:
+            if self.keeps_slo(p, req, in_force):
+                return p
+        late = [self.outlook(p, req).late for p in options]
+        return options[late.index(min(late))]
