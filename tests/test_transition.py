@@ -112,3 +112,22 @@ def test_the_plan_in_force_is_kept_only_while_it_carries_the_planning_margin(pap
     assert adopt.worst_path_s(safe, req) <= req.slo_s
     assert adopt.choose([plan_at, safe], req, in_force=plan_at) is safe
     assert adopt.choose([plan_at, safe], req) is plan_at
+
+
+def test_a_plan_that_lost_its_margin_may_be_left_whatever_the_switch_costs(paper_profile):
+    """The hysteresis lets a change through as soon as the plan in force no longer carries
+    demand x overprovision (it used to wait until it no longer carried the demand itself,
+    and then the change came too late to keep the SLO during 30 s loads)."""
+    from hadis.planner.hysteresis import carries, worth_switching
+
+    plan_at = HadisPolicy().plan(PlanRequest(paper_profile, 16, 60.0, 3.0))
+    carried = plan_at.carried_qps
+    within_margin = PlanRequest(paper_profile, 16, 60.0, carried / 2.0, overprovision=1.6)
+    margin_lost = PlanRequest(paper_profile, 16, 60.0, 0.9 * carried, overprovision=1.6)
+    assert carries(plan_at, within_margin, 50.0)
+    assert not carries(plan_at, margin_lost, 50.0)
+    worse = HadisPolicy().plan(dataclasses.replace(margin_lost, overprovision=3.0))
+    assert paper_profile.metric.better(plan_at.quality, worse.quality)  # a change for worse
+    kw = dict(switch_s=30.0, horizon_s=50.0)
+    assert worth_switching(plan_at, worse, margin_lost, **kw)
+    assert not worth_switching(plan_at, worse, within_margin, **kw)

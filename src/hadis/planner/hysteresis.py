@@ -5,7 +5,8 @@ they had on their current models: `switch_s x lost capacity` queries are displac
 fraction `risk` of the demand over the re-plan horizon. It pays when its quality gain,
 relative to the plan in force, is more than `risk_weight x risk`; a change that moves no
 worker (other r, d or batch sizes) always pays, and so does any change away from a plan
-that no longer carries the demand plus its backlog (drained over the horizon). This
+that no longer carries the demand with its margin plus its backlog (drained over the
+horizon). This
 keeps planners from moving whole clusters between near-equal configurations every
 period, which with model loads of tens of seconds turns into a switch storm (the queues
 that a switch leaves behind make the next plan flee those models, and so on).
@@ -36,14 +37,16 @@ def loads_needed(held: Mapping[str, int], new: Plan, profile: Profile) -> int:
 
 
 def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
-    """The plan's capacity covers the request's demand (without the margin) on every model it
-    loads, plus draining that model's backlog within the horizon."""
+    """The plan's capacity covers the demand plans are made for (with the margin,
+    `PlanRequest.target_qps`) on every model it loads, plus draining that model's backlog
+    within the horizon. With the margin: a plan that has lost it may be left while a
+    change is still safe (the margin pays for the switches a forced change needs)."""
     if not plan.feasible:
         return False
     demand = plan.demand_qps
     for model, load in plan.load_qps.items():
         share = load / demand if demand > 0 else 0.0
-        need = req.demand_qps * share + req.queue.get(model, 0) / horizon_s
+        need = req.target_qps * share + req.queue.get(model, 0) / horizon_s
         if plan.capacity_qps.get(model, 0.0) < need - 1e-9:
             return False
     return True
