@@ -277,3 +277,35 @@ def test_while_demand_rises_a_change_that_loads_models_keeps_the_capacity(small_
     assert rising is fast
     steady = ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.2))
     assert steady is slower
+
+
+def test_decide_reads_the_engine_state_that_due_took(demo_profile):
+    """The server runs `decide` off the driver's thread: it must use the workers' weights
+    and queue ages that `due` read on the driver's thread, never the engine's live state."""
+    from hadis.core.plan import PlanRequest
+    from hadis.planner import DiffServePolicy
+
+    engine = Engine(
+        demo_profile,
+        2,
+        EngineConfig(slo_s=5.0),
+        TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+        MetricsRecorder(),
+    )
+    ctl = Controller(engine, HadisPolicy(), 2, ControllerConfig(period_s=50.0, check_s=10.0))
+    ctl.adopt(0.0, DiffServePolicy().plan(PlanRequest(demo_profile, 2, 5.0, 6.0)))
+    for w in engine.workers:
+        if w.switching:
+            engine.worker_ready(0.0, w.wid)
+    for _ in range(300):
+        ctl.observe_arrival(1.0)
+    req = ctl.due(50.0)
+    assert req is not None
+
+    def live(*_):
+        raise AssertionError("decide read the engine's live state")
+
+    engine.held_weights = live  # type: ignore[method-assign]
+    engine.oldest_queued_s = live  # type: ignore[method-assign]
+    assert ctl.decide(req) is not None

@@ -9,7 +9,8 @@ an early re-plan uses the last tick's rate when that is higher. Queue lengths an
 per-model arrival rates come from the engine. If the policy raises, the last good plan
 stays in force. Slow model switches shape the request too: plans keep a capacity reserve
 for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
-they are made for the burst the last tick saw (`_burst_demand`). A new plan that loads
+they lean towards bursts (the last tick's, or those of the last ten minutes:
+`_burst_demand`). A new plan that loads
 models is adopted only if its queries keep the SLO while the loads happen; otherwise one
 of the policy's next best plans, the best on the loaded weights or the plan in force is
 (`_switch_aware`, planner/transition.py).
@@ -18,7 +19,7 @@ of the policy's next best plans, the best on the loaded weights or the plan in f
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 
 import numpy as np
@@ -67,6 +68,9 @@ class Controller:
         self.on_loaded_weights = 0  # re-plans whose best plan loads, answered without a load
         self._enqueued_at_last = dict(engine.enqueued)
         self._last_demand = 0.0  # the demand the last re-plan was made for
+        # the workers' weights and the queues' ages, read by `due` on the driver's thread
+        # for `decide`, which may run on another
+        self._state: tuple[Counter[str], dict[str, float]] | None = None
         # the arrival rate of each tick over the burst window (bursts seen are expected again)
         window = max(1, round(self.config.burst_window_s / self.config.check_s))
         self._rates: deque[float] = deque(maxlen=window)
@@ -126,6 +130,7 @@ class Controller:
         per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
         self._enqueued_at_last = dict(enq)
         self._since = now
+        self._state = self._engine_state(now)
         return self._request(
             {m: r for m, r in per_model.items() if r > 0}, self._burst_demand(short_rate)
         )
@@ -179,15 +184,27 @@ class Controller:
             return None
         current = self.plan
         fits = current is not None and sum(current.gpus.values()) <= req.gpus
+        state, self._state = self._state or self._engine_state(self._since), None
         if current is None or not fits:
             return plan
-        held = self.engine.held_weights()
+        held, ages = state
         if loads_needed(held, plan, req.profile) == 0:
             return plan
-        return self._switch_aware(req, current, plan, held)
+        return self._switch_aware(req, current, plan, held, ages)
+
+    def _engine_state(self, now: float) -> tuple[Counter[str], dict[str, float]]:
+        """GPUs per set of weights the workers hold, and how long each model's oldest
+        queued query has waited."""
+        engine = self.engine
+        return engine.held_weights(), {m: now - t for m, t in engine.oldest_queued_s().items()}
 
     def _switch_aware(
-        self, req: PlanRequest, current: Plan, plan: Plan, held: Mapping[str, int]
+        self,
+        req: PlanRequest,
+        current: Plan,
+        plan: Plan,
+        held: Mapping[str, int],
+        ages: Mapping[str, float],
     ) -> Plan:
         """Choose what to adopt by what happens while it is adopted (planner/transition.py):
         of the new plan, the policy's next best plans on the workers as they are, the best
@@ -224,7 +241,6 @@ class Controller:
         options.append(current)
         # best quality first; among equals, the one that loads the fewest workers
         options.sort(key=lambda p: (cost(p.quality), loads_needed(held, p, profile)))
-        ages = {m: self._since - t for m, t in self.engine.oldest_queued_s().items()}
         chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, current)
         if chosen is current:
             self.kept += 1
