@@ -7,15 +7,16 @@ only compares end states does not see (with loads of tens of seconds, moving a w
 cluster to another model in the middle of a burst is what made HADIS late).
 
 `Transition.outlook` estimates what a plan adopted now does, with a fluid model over a
-horizon: per model, the backlog (its queue, its share of the orphaned queues,
-and arrivals at the request's demand) is served by the workers that already hold its
-weights until the switch ends, and by all of the plan's workers after it. A query waits
-for the backlog ahead of it, then for its batch (on workers already serving, also for the
-batch in progress: `PlanRequest.batch_factor`); an escalated query enters the heavy
-model's queue when its light stage ends. The plan in force, kept, has no switch, but its
-backlog grows over the horizon when it does not carry the demand. The controller chooses
-between the new plan, steps towards it and the plan in force with it
-(engine/controller.py).
+horizon: per model, the backlog (its queue, its share of the orphaned queues, and
+arrivals at the request's demand) is served by the workers that already hold its weights
+until the switch ends, and by all of the plan's workers after it. A query waits for the
+backlog ahead of it, then for its batch (on workers already serving, also for the batch
+in progress: `PlanRequest.batch_factor`); an escalated query enters the heavy model's
+queue when its light stage ends; while every heavy worker loads, the light model answers
+for it when waiting would be late (`Engine._heavy_answers`). The plan in force, kept, has
+no switch, but its backlog grows over the horizon when it does not carry the demand. The
+controller chooses with it between the new plan, the policy's next best plans, the best
+plan on the loaded weights and the plan in force (engine/controller.py).
 """
 
 from __future__ import annotations
