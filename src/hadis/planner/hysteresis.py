@@ -6,10 +6,10 @@ fraction `risk` of the demand over the re-plan horizon. It pays when its quality
 relative to the plan in force, is more than `risk_weight x risk`; a change that moves no
 worker (other r, d or batch sizes) always pays, and so does any change away from a plan
 that no longer carries the demand with its margin plus its backlog (drained over the
-horizon). This
-keeps planners from moving whole clusters between near-equal configurations every
-period, which with model loads of tens of seconds turns into a switch storm (the queues
-that a switch leaves behind make the next plan flee those models, and so on).
+horizon). This keeps planners from moving whole clusters between near-equal
+configurations every period, which with model loads of tens of seconds turns into a
+switch storm (the queues that a switch leaves behind make the next plan flee those
+models, and so on).
 """
 
 from __future__ import annotations

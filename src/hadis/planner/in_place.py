@@ -41,7 +41,7 @@ class Option:
     batch: int
     stage_s: float  # planned stage latency (PlanRequest.stage_s)
     capacity_qps: float  # per GPU
-    weights: str = ""  # what a worker must hold to serve it (ModelVariant.weights)
+    weights: str  # what a worker must hold to serve it (ModelVariant.weights)
 
 
 def batch_options(req: PlanRequest, models: Iterable[str]) -> dict[str, list[Option]]:
