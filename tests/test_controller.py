@@ -309,3 +309,43 @@ def test_decide_reads_the_engine_state_that_due_took(demo_profile):
     engine.held_weights = live  # type: ignore[method-assign]
     engine.oldest_queued_s = live  # type: ignore[method-assign]
     assert ctl.decide(req) is not None
+
+
+@pytest.mark.parametrize("reason, keeps", [("period", False), ("backlog", True)])
+def test_the_plan_in_force_needs_its_margin_on_periodic_replans_only(small_profile, reason, keeps):
+    """A periodic re-plan leaves a plan that carries the demand but not demand x
+    overprovision; a backlog re-plan, whose demand already includes the last tick's spike,
+    judges it at the demand and keeps it."""
+    from hadis.core.plan import PlanRequest
+    from hadis.planner import DiffServePolicy
+
+    class Fixed:
+        name = "fixed"
+
+        def __init__(self, plan):
+            self.fixed = plan
+
+        def plan(self, req):
+            return self.fixed
+
+    heavy = DiffServePolicy(pair=("m1", "m2")).plan(PlanRequest(small_profile, 8, 30.0, 0.3))
+    demand = 0.9 * heavy.carried_qps
+    req = PlanRequest(small_profile, 8, 30.0, demand, overprovision=1.6)
+    fast = DiffServePolicy(pair=("m0", "m1")).plan(req)
+    assert small_profile.metric.better(heavy.quality, fast.quality) and fast.feasible
+    engine = Engine(
+        small_profile,
+        8,
+        EngineConfig(slo_s=30.0, switch_delay_s=1.0),
+        TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+        MetricsRecorder(),
+    )
+    ctl = Controller(engine, Fixed(fast), 8, ControllerConfig(period_s=50.0, check_s=10.0))
+    ctl.adopt(0.0, heavy)
+    for w in engine.workers:
+        if w.switching:
+            engine.worker_ready(0.0, w.wid)
+    ctl.decide(dataclasses.replace(req, demand_qps=2 * demand))  # demand is not rising next
+    ctl.reason = reason
+    assert (ctl.decide(req) is heavy) == keeps
