@@ -211,10 +211,9 @@ class Controller:
         plan on the loaded weights and the plan in force, the best in quality whose queries
         keep the SLO while its models load (the plan in force: while it carries the demand
         with the planning margin, on a periodic re-plan), else the one that makes the
-        fewest late. A plan that
-        loads models is an option only when it pays for its switches
-        (planner/hysteresis.py) and, while demand rises, carries at least what the plan in
-        force carries."""
+        fewest late. A plan that loads models is an option only when it pays for its
+        switches (planner/hysteresis.py) and, while demand rises, carries at least what the
+        plan in force carries."""
         switch_s, horizon_s = self.engine.switch_s, self.config.period_s
         profile = req.profile
         # while demand rises, a change that loads models never lowers the capacity: the
@@ -245,7 +244,7 @@ class Controller:
         # the plan in force is judged with the planning margin, except on a backlog
         # re-plan: its demand already includes the last tick's rate, and a margin on top
         # of a spike makes the controller flee good plans on noise (over HTTP, arrivals
-        # come in clumps: the Ray parity run's FID gap went from 0.7-0.9% to up to 3.9%)
+        # come in clumps: with it, the Ray parity run's FID gap reached 3.9%; 0.9% without)
         in_force = None if self.reason == "backlog" else current
         chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, in_force)
         if chosen is current:
