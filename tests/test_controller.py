@@ -239,38 +239,48 @@ def test_a_replan_whose_load_would_break_the_slo_keeps_to_the_loaded_weights(
         assert ctl.on_loaded_weights == 1
 
 
+class FixedPolicy:
+    """Always proposes the same plan."""
+
+    name = "fixed"
+
+    def __init__(self, plan):
+        self.fixed = plan
+
+    def plan(self, req):
+        return self.fixed
+
+
+def _loaded(profile, in_force, policy, workers=8):
+    """A controller whose plan in force has its models loaded on every worker (SLO 30 s,
+    1 s switches)."""
+    engine = Engine(
+        profile,
+        workers,
+        EngineConfig(slo_s=30.0, switch_delay_s=1.0),
+        TableRouter([0.0] * 10),
+        TableDiscriminator([1.0] * 10),
+        MetricsRecorder(),
+    )
+    ctl = Controller(engine, policy, workers, ControllerConfig(period_s=50.0, check_s=10.0))
+    ctl.adopt(0.0, in_force)
+    for w in engine.workers:
+        if w.switching:
+            engine.worker_ready(0.0, w.wid)
+    return ctl
+
+
 def test_while_demand_rises_a_change_that_loads_models_keeps_the_capacity(small_profile):
     """A better plan that loads a model but carries less than the plan in force is not
     adopted while demand rises; once demand stops rising it is."""
     from hadis.core.plan import PlanRequest
     from hadis.planner import DiffServePolicy
 
-    class Fixed:
-        name = "fixed"
-
-        def __init__(self, plan):
-            self.fixed = plan
-
-        def plan(self, req):
-            return self.fixed
-
     fast = DiffServePolicy(pair=("m0", "m1")).plan(PlanRequest(small_profile, 8, 30.0, 2.0))
     slower = DiffServePolicy(pair=("m1", "m2")).plan(PlanRequest(small_profile, 8, 30.0, 0.3))
     assert slower.carried_qps < fast.carried_qps
     assert small_profile.metric.better(slower.quality, fast.quality)
-    engine = Engine(
-        small_profile,
-        8,
-        EngineConfig(slo_s=30.0, switch_delay_s=1.0),
-        TableRouter([0.0] * 10),
-        TableDiscriminator([1.0] * 10),
-        MetricsRecorder(),
-    )
-    ctl = Controller(engine, Fixed(slower), 8, ControllerConfig(period_s=50.0, check_s=10.0))
-    ctl.adopt(0.0, fast)
-    for w in engine.workers:
-        if w.switching:
-            engine.worker_ready(0.0, w.wid)
+    ctl = _loaded(small_profile, fast, FixedPolicy(slower))
     ctl.reason = "period"
     ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.1))
     rising = ctl.decide(PlanRequest(small_profile, 8, 30.0, 0.2))
@@ -319,33 +329,12 @@ def test_the_plan_in_force_needs_its_margin_on_periodic_replans_only(small_profi
     from hadis.core.plan import PlanRequest
     from hadis.planner import DiffServePolicy
 
-    class Fixed:
-        name = "fixed"
-
-        def __init__(self, plan):
-            self.fixed = plan
-
-        def plan(self, req):
-            return self.fixed
-
     heavy = DiffServePolicy(pair=("m1", "m2")).plan(PlanRequest(small_profile, 8, 30.0, 0.3))
     demand = 0.9 * heavy.carried_qps
     req = PlanRequest(small_profile, 8, 30.0, demand, overprovision=1.6)
     fast = DiffServePolicy(pair=("m0", "m1")).plan(req)
     assert small_profile.metric.better(heavy.quality, fast.quality) and fast.feasible
-    engine = Engine(
-        small_profile,
-        8,
-        EngineConfig(slo_s=30.0, switch_delay_s=1.0),
-        TableRouter([0.0] * 10),
-        TableDiscriminator([1.0] * 10),
-        MetricsRecorder(),
-    )
-    ctl = Controller(engine, Fixed(fast), 8, ControllerConfig(period_s=50.0, check_s=10.0))
-    ctl.adopt(0.0, heavy)
-    for w in engine.workers:
-        if w.switching:
-            engine.worker_ready(0.0, w.wid)
+    ctl = _loaded(small_profile, heavy, FixedPolicy(fast))
     ctl.decide(dataclasses.replace(req, demand_qps=2 * demand))  # demand is not rising next
     ctl.reason = reason
     assert (ctl.decide(req) is heavy) == keeps
