@@ -199,13 +199,17 @@ def _with_load_s(profile, load_s: float):
     return dataclasses.replace(profile, models=models)
 
 
-@pytest.mark.parametrize("load_s, loads_tiny", [(6.0, False), (0.2, True)])
+@pytest.mark.parametrize(
+    "load_s, reason, loads_tiny",
+    [(6.0, "period", False), (0.2, "period", True), (0.2, "backlog", False)],
+)
 def test_a_replan_whose_load_would_break_the_slo_keeps_to_the_loaded_weights(
-    demo_profile, load_s, loads_tiny
+    demo_profile, load_s, reason, loads_tiny
 ):
-    """A backlog re-plan whose best plan loads the tiny model: with a load longer than the
-    SLO the queries sent there would be late, so the best plan on the loaded (base) weights
-    is taken; with a quick load the best plan is."""
+    """A re-plan whose best plan loads the tiny model: with a load longer than the SLO the
+    queries sent there would be late, so the best plan on the loaded (base) weights is
+    taken; with a quick load the best plan is, except on a backlog re-plan, which tries
+    the loaded weights first."""
     from hadis.core.plan import PlanRequest
     from hadis.planner import DiffServePolicy
 
@@ -231,7 +235,7 @@ def test_a_replan_whose_load_would_break_the_slo_keeps_to_the_loaded_weights(
     assert set(ctl.plan.gpus) == {"base-8", "base-25"}
     burst = PlanRequest(profile, 2, 5.0, 12.0)
     assert "tiny-4" in HadisPolicy().plan(burst).gpus  # the best plan loads the tiny model
-    ctl.reason = "backlog"
+    ctl.reason = reason
     chosen = ctl.decide(burst)
     assert ("tiny-4" in chosen.gpus) == loads_tiny
     if not loads_tiny:
