@@ -250,7 +250,7 @@ class Controller:
         # the plan in force is judged with the planning margin, except on a backlog
         # re-plan: its demand already includes the last tick's rate, and a margin on top
         # of a spike makes the controller flee good plans on noise (over HTTP, arrivals
-        # come in clumps: with it, the Ray parity run's FID gap reached 3.9%; 0.9% without)
+        # come in clumps: with it, the Ray parity run's FID gap reached 3.9%)
         in_force = None if self.reason == "backlog" else current
         chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, in_force)
         if chosen is current:
