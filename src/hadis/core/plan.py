@@ -70,6 +70,12 @@ class PlanRequest:
         return self.queue_factor * queued / rate
 
 
+def carried_demand(capacity_qps: Mapping[str, float], shares: Mapping[str, float]) -> float:
+    """Queries/s a set of model capacities carries when each model takes `shares` of the
+    demand: the scarcest model's capacity over its share (inf with no share)."""
+    return min((capacity_qps.get(m, 0.0) / s for m, s in shares.items() if s > 0), default=math.inf)
+
+
 def check_batch_wait(batch_wait: float) -> None:
     if not 0 <= batch_wait <= 1:
         raise PlanningError(f"batch wait must be in [0, 1] batches, got {batch_wait}")
@@ -138,14 +144,8 @@ class Plan:
         """The demand the plan's capacity carries (the scarcest model, at its share)."""
         if self.demand_qps <= 0:
             return math.inf
-        return min(
-            (
-                c * self.demand_qps / self.load_qps[m]
-                for m, c in self.capacity_qps.items()
-                if self.load_qps.get(m, 0) > 0
-            ),
-            default=math.inf,
-        )
+        shares = {m: load / self.demand_qps for m, load in self.load_qps.items()}
+        return carried_demand(self.capacity_qps, shares)
 
     @property
     def headroom(self) -> dict[str, float]:

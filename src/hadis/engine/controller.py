@@ -230,10 +230,11 @@ class Controller:
         on_held = within(req, current, held) if within is not None else None
         if on_held is not None:
             options.append(on_held)
+        loads = {id(p): loads_needed(held, p, profile) for p in [*options, current]}
         options = [
             p
             for p in options
-            if loads_needed(held, p, profile) == 0
+            if loads[id(p)] == 0
             or (
                 worth_switching(current, p, req, switch_s=switch_s, horizon_s=horizon_s)
                 and not (rising and p.carried_qps < current.carried_qps)
@@ -241,7 +242,7 @@ class Controller:
         ]
         options.append(current)
         # best quality first; among equals, the one that loads the fewest workers
-        options.sort(key=lambda p: (cost(p.quality), loads_needed(held, p, profile)))
+        options.sort(key=lambda p: (cost(p.quality), loads[id(p)]))
         if self.reason == "backlog" and on_held is not None:
             # a backlog first tries the loaded weights: loads take capacity offline when
             # it is needed most, and over HTTP a clump of arrivals looks like a burst
@@ -255,7 +256,7 @@ class Controller:
         chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, in_force)
         if chosen is current:
             self.kept += 1
-        elif loads_needed(held, chosen, profile) == 0:
+        elif loads[id(chosen)] == 0:
             self.on_loaded_weights += 1
         return chosen
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-from hadis.core.plan import Plan, PlanRequest
+from hadis.core.plan import Plan, PlanRequest, carried_demand
 from hadis.planner.candidates import Candidate
 
 
@@ -65,7 +64,7 @@ def assemble_plan(
             paths["direct-heavy"] = path(cand.heavy)
         if cand.heavy is not None and cand.escalates:
             paths["escalated"] = path(cand.light) + path(cand.heavy)
-    carried = min((capacity[m] / s for m, s in shares.items() if s > 0), default=math.inf)
+    carried = carried_demand(capacity, shares)
     # a plan whose planned path latency breaks the SLO is never reported feasible (a
     # fallback may pick batch 1 when no batch size fits)
     feasible = feasible and all(s <= req.slo_s + 1e-9 for s in paths.values())

@@ -19,7 +19,7 @@ import numpy as np
 
 from hadis.core.plan import PlanRequest
 from hadis.planner.candidates import Candidate
-from hadis.planner.milp import Choice
+from hadis.planner.milp import Choice, choice_from_screen
 from hadis.planner.screen import CandidateSet, screen, usable_batches
 from hadis.profiles import Profile
 
@@ -152,11 +152,4 @@ def ranked_choices(
     have = np.array([held.get(w, 0) for w in names], dtype=float)
     moved = np.maximum(gpus @ onehot - have, 0.0).sum(axis=1)
     order = np.lexsort((gpus.sum(axis=1), moved, cs.cost[ok]))[:limit]
-    return [
-        Choice(
-            cs.candidates[ok[k]],
-            {m: int(batch[k, j]) for j, m in enumerate(cs.models) if batch[k, j] > 0},
-            {m: int(gpus[k, j]) for j, m in enumerate(cs.models) if batch[k, j] > 0},
-        )
-        for k in order
-    ]
+    return [choice_from_screen(cs, sc, int(ok[k]), req) for k in order]

@@ -114,9 +114,10 @@ def fluid_stages(
     *,
     switch_s: float,
     ages: Mapping[str, float] | None = None,
-) -> dict[str, FluidStage]:
+) -> tuple[dict[str, FluidStage], bool]:
     """Per model `plan` serves, its queue while the plan is adopted now from workers that
-    hold `held` (`ages`: per model, how long its oldest queued query has waited)."""
+    hold `held` (`ages`: per model, how long its oldest queued query has waited); and
+    whether the light model answers for the heavy one meanwhile (`bypasses`)."""
     ages = ages or {}
     profile = req.profile
     kept = kept_gpus(plan, held, req)
@@ -128,7 +129,8 @@ def fluid_stages(
     rate = {m: plan.load_qps.get(m, 0.0) * scale for m in plan.gpus}
     early = dict(rate)  # arrivals until the switch ends
     light, heavy = plan.light, plan.heavy
-    if bypasses(plan, kept, req, switch_s):
+    covered = bypasses(plan, kept, req, switch_s)
+    if covered:
         # the engine answers with the light model while every heavy worker loads
         # (Engine._heavy_answers): the heavy model gets nothing until the switch ends
         early[light] = rate[light] + plan.r * req.demand_qps
@@ -152,7 +154,7 @@ def fluid_stages(
             head_age_s=max(ages.get(m, 0.0), orphan_age if migrated > 0 else 0.0),
             rate_switch=early[m],
         )
-    return out
+    return out, covered
 
 
 def bypasses(plan: Plan, kept: Mapping[str, float], req: PlanRequest, switch_s: float) -> bool:
@@ -216,8 +218,7 @@ class Transition:
         each path, each later stage entered when the one before ends, and the queries
         queued now."""
         held, switch_s, horizon_s = self.held, self.switch_s, self.horizon_s
-        stages = fluid_stages(plan, req, held, switch_s=switch_s, ages=self.ages)
-        covered = bypasses(plan, kept_gpus(plan, held, req), req, switch_s)
+        stages, covered = fluid_stages(plan, req, held, switch_s=switch_s, ages=self.ages)
         until = switch_s if covered else 0.0  # the light model answers for the heavy one
         s = min(switch_s, horizon_s)
         times = [s * i / _STEPS for i in range(_STEPS)]
