@@ -18,9 +18,9 @@ of the policy's next best plans, the best on the loaded weights or the plan in f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from hadis.core.config import ControllerConfig
 from hadis.engine.engine import Engine
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
+from hadis.planner.burst import weathering_request
 from hadis.planner.hysteresis import loads_needed, worth_switching
 from hadis.planner.transition import Transition
 
@@ -37,6 +38,18 @@ log = logging.getLogger(__name__)
 # plans the policy ranks for a re-plan that would load models: enough to reach, past the
 # plans that load the most, one that keeps what is loaded (paper table: a few ms)
 RANKED_PLANS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What `decide` reads of the driver's state, taken by `due` on the driver's thread
+    (`decide` may run on another)."""
+
+    held: Counter[str]  # GPUs per set of weights the workers hold
+    ages: dict[str, float]  # per model, how long its oldest queued query has waited
+    rates: tuple[float, ...] = ()  # the arrival rate of each tick over the burst window
+    burst_qps: float = 0.0  # the burst plans lean towards (`Controller._burst_demand`)
+    estimate_qps: float = 0.0  # the demand estimate (EWMA)
 
 
 class Controller:
@@ -68,9 +81,7 @@ class Controller:
         self.on_loaded_weights = 0  # re-plans whose best plan loads, answered without a load
         self._enqueued_at_last = dict(engine.enqueued)
         self._last_demand = 0.0  # the demand the last re-plan was made for
-        # the workers' weights and the queues' ages, read by `due` on the driver's thread
-        # for `decide`, which may run on another
-        self._state: tuple[Counter[str], dict[str, float]] | None = None
+        self._state: Snapshot | None = None  # taken by `due` for `decide`
         # the arrival rate of each tick over the burst window (bursts seen are expected again)
         window = max(1, round(self.config.burst_window_s / self.config.check_s))
         self._rates: deque[float] = deque(maxlen=window)
@@ -130,23 +141,36 @@ class Controller:
         per_model = {m: (enq[m] - self._enqueued_at_last.get(m, 0)) / elapsed for m in enq}
         self._enqueued_at_last = dict(enq)
         self._since = now
-        self._state = self._engine_state(now)
+        burst = self._burst_qps(short_rate)
+        self._state = self._snapshot(now, burst)
         return self._request(
-            {m: r for m, r in per_model.items() if r > 0}, self._burst_demand(short_rate)
+            {m: r for m, r in per_model.items() if r > 0}, self._burst_demand(burst)
         )
 
-    def _burst_demand(self, short_rate: float) -> float:
+    @property
+    def slow_switches(self) -> bool:
+        """Model switches take longer than a tick: the controller cannot follow a burst
+        (a re-plan's loads end after the next tick), so plans must weather bursts."""
+        return self.engine.switch_s > self.config.check_s
+
+    def _burst_qps(self, short_rate: float) -> float:
+        """The higher of the last tick's rate and the `burst_quantile` of the tick rates
+        over the last `burst_window_s`."""
+        rates = self._rates
+        seen = float(np.quantile(rates, self.config.burst_quantile)) if rates else 0.0
+        return max(short_rate, seen)
+
+    def _burst_demand(self, burst: float) -> float:
         """The demand to plan for: the estimate, moved towards a burst when that is higher.
         A switch shorter than a tick lets an early re-plan follow a burst, so the estimate
         stays; a longer one lags a burst by (switch - tick), and the plan moves that share
         of a re-plan period towards the burst (30 s switches, 10 s ticks, 50 s periods: 40%
         of the way; 3 s: none). The burst is the higher of the last tick's rate and the
         `burst_quantile` of the tick rates over the last `burst_window_s`: bursts seen
-        lately are expected again, and with slow switches there is no time to follow one."""
+        lately are expected again, and with slow switches there is no time to follow one
+        (`_burst_qps`)."""
         lag = self.engine.switch_s - self.config.check_s
         w = min(1.0, max(0.0, lag) / self.config.period_s)
-        seen = float(np.quantile(self._rates, self.config.burst_quantile)) if self._rates else 0.0
-        burst = max(short_rate, seen)
         return self.demand_qps + w * max(0.0, burst - self.demand_qps)
 
     def workers_changed(self) -> None:
@@ -166,45 +190,49 @@ class Controller:
     def decide(self, req: PlanRequest) -> Plan | None:
         """Run the policy (pure: safe off the driver's thread); None if it failed.
 
-        A new plan that loads no model is adopted as it is; one that loads models is
-        weighed against the alternatives by what happens while it is adopted
-        (`_switch_aware`)."""
+        With switches slower than a tick, the plan is made for the lowest demand (at least
+        the request's) whose plan weathers the bursts of the burst window without a
+        change (planner/burst.py). A new plan that loads no model is adopted as it is;
+        one that loads models is weighed against the alternatives by what happens while
+        it is adopted (`_switch_aware`)."""
+        state, self._state = self._state or self._snapshot(self._since), None
+        rising = req.demand_qps > self._last_demand
         try:
-            return self._decide(req)
+            return self._decide(req, state, rising)
         finally:
             self._last_demand = req.demand_qps
 
-    def _decide(self, req: PlanRequest) -> Plan | None:
+    def _decide(self, req: PlanRequest, state: Snapshot, rising: bool) -> Plan | None:
         self.planned_for = req.gpus
+        plan = None
+        if self.slow_switches and self.plan is not None and state.rates:
+            req, plan = weathering_request(self.policy.plan, req, state.rates, self.config.check_s)
         try:
-            plan = self.policy.plan(req)
+            plan = self.policy.plan(req) if plan is None else plan
         except Exception:  # keep serving with the last good plan
             self.failures += 1
             log.exception("planner %s failed; keeping the last plan", self.policy.name)
             return None
         current = self.plan
         fits = current is not None and sum(current.gpus.values()) <= req.gpus
-        state, self._state = self._state or self._engine_state(self._since), None
         if current is None or not fits:
             return plan
-        held, ages = state
-        if loads_needed(held, plan, req.profile) == 0:
+        if loads_needed(state.held, plan, req.profile) == 0:
             return plan
-        return self._switch_aware(req, current, plan, held, ages)
+        return self._switch_aware(req, current, plan, state, rising)
 
-    def _engine_state(self, now: float) -> tuple[Counter[str], dict[str, float]]:
-        """GPUs per set of weights the workers hold, and how long each model's oldest
-        queued query has waited."""
+    def _snapshot(self, now: float, burst: float = 0.0) -> Snapshot:
         engine = self.engine
-        return engine.held_weights(), {m: now - t for m, t in engine.oldest_queued_s().items()}
+        return Snapshot(
+            engine.held_weights(),
+            {m: now - t for m, t in engine.oldest_queued_s().items()},
+            tuple(self._rates),
+            burst,
+            self.demand_qps,
+        )
 
     def _switch_aware(
-        self,
-        req: PlanRequest,
-        current: Plan,
-        plan: Plan,
-        held: Mapping[str, int],
-        ages: Mapping[str, float],
+        self, req: PlanRequest, current: Plan, plan: Plan, state: Snapshot, rising: bool
     ) -> Plan:
         """Choose what to adopt by what happens while it is adopted (planner/transition.py):
         of the new plan, the policy's next best plans on the workers as they are, the best
@@ -216,10 +244,9 @@ class Controller:
         (planner/hysteresis.py) and, while demand rises, carries at least what the plan in
         force carries."""
         switch_s, horizon_s = self.engine.switch_s, self.config.period_s
-        profile = req.profile
+        profile, held = req.profile, state.held
         # while demand rises, a change that loads models never lowers the capacity: the
         # loads would take capacity offline just before it is needed
-        rising = req.demand_qps > self._last_demand
         cost = profile.metric.cost
 
         options = [plan]
@@ -253,7 +280,17 @@ class Controller:
         # of a spike makes the controller flee good plans on noise (over HTTP, arrivals
         # come in clumps: with it, the Ray parity run's FID gap reached 3.9%)
         in_force = None if self.reason == "backlog" else current
-        chosen = Transition(held, switch_s, horizon_s, ages).choose(options, req, in_force)
+        transition = Transition(held, switch_s, horizon_s, state.ages)
+        if self.slow_switches:
+            # a burst seen lately may come while models load; and the plan in force needs
+            # the margin on the demand estimate, not on a demand already raised for bursts
+            # (with both, it fled a plan that weathers the bursts in the middle of one)
+            transition = dataclasses.replace(
+                transition,
+                burst_qps=state.burst_qps,
+                in_force_qps=max(req.demand_qps, state.estimate_qps * req.overprovision),
+            )
+        chosen = transition.choose(options, req, in_force)
         if chosen is current:
             self.kept += 1
         elif loads[id(chosen)] == 0:

@@ -1,23 +1,25 @@
 """Whether a plan change pays for its model switches (used by the controller).
 
-A change that moves workers to other models costs `switch_s` seconds of the capacity
-they had on their current models: `switch_s x lost capacity` queries are displaced, a
-fraction `risk` of the demand over the re-plan horizon. It pays when its quality gain,
-relative to the plan in force, is more than `risk_weight x risk`; a change that moves no
-worker (other r, d or batch sizes) always pays, and so does any change away from a plan
-that no longer carries the demand with its margin plus its backlog (drained over the
-horizon). This keeps planners from moving whole clusters between near-equal
-configurations every period, which with model loads of tens of seconds turns into a
-switch storm (the queues that a switch leaves behind make the next plan flee those
-models, and so on).
+A change that moves workers to other models puts at risk the queries that the new plan's
+workers which keep their weights cannot serve while the others load: `switch_s x
+shortfall` queries (`shortfall_qps`, at the demand plans are made for), a fraction
+`risk` of the demand over the re-plan horizon. It pays when its quality gain, relative
+to the plan in force, is more than `risk_weight x risk`; a change that moves no worker
+(other r, d or batch sizes) always pays, and so does any change away from a plan that no
+longer carries the demand with its margin plus its backlog (drained over the horizon).
+This keeps planners from moving whole clusters between near-equal configurations every
+period, which with model loads of tens of seconds turns into a switch storm (the queues
+that a switch leaves behind make the next plan flee those models, and so on). The risk
+counted all the capacity the moving workers had before: a fast plan with twice the
+capacity a burst needs then never moved back to a better model, not even in steps that
+keep the burst's capacity in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from hadis.core.plan import Plan, PlanRequest
-from hadis.planner.in_place import gpus_by_weights
+from hadis.planner.in_place import gpus_by_weights, loads_needed
+from hadis.planner.transition import kept_gpus
 from hadis.profiles import Profile
 
 RISK_WEIGHT = 0.1  # relative quality gain worth one displaced query-fraction
@@ -27,13 +29,6 @@ def workers_moved(current: Plan, new: Plan, profile: Profile) -> int:
     """Workers that must load other weights to go from `current` to `new` (variants of the
     same weights, other steps or guidance, count as one: moving between them is free)."""
     return loads_needed(gpus_by_weights(profile, current.gpus), new, profile)
-
-
-def loads_needed(held: Mapping[str, int], new: Plan, profile: Profile) -> int:
-    """Workers that must load other weights for `new`, given the GPUs per set of weights
-    the workers hold."""
-    then = gpus_by_weights(profile, new.gpus)
-    return sum(max(0, g - held.get(w, 0)) for w, g in then.items())
 
 
 def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
@@ -52,20 +47,30 @@ def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
     return True
 
 
+def shortfall_qps(current: Plan, new: Plan, req: PlanRequest) -> float:
+    """Queries/s of the demand plans are made for (with the margin) that `new` cannot
+    serve while its models load: per model, its share of the target beyond what its
+    workers that already hold the weights (from `current`) carry. Escalations to a heavy
+    model that every worker still loads count; the light model's share, carried by the
+    workers that keep it, does not."""
+    profile = req.profile
+    if new.demand_qps <= 0:
+        return 0.0
+    kept = kept_gpus(new, gpus_by_weights(profile, current.gpus), req)
+    short = 0.0
+    for m, load in new.load_qps.items():
+        capacity = kept.get(m, 0.0) * profile.model(m).capacity_qps(new.batch[m])
+        short += max(0.0, req.target_qps * load / new.demand_qps - capacity)
+    return short
+
+
 def worth_switching(
     current: Plan, new: Plan, req: PlanRequest, *, switch_s: float, horizon_s: float
 ) -> bool:
     moved = workers_moved(current, new, req.profile)
     if moved == 0 or switch_s <= 0 or not carries(current, req, horizon_s):
         return True
-    # the moving workers stop serving their current models and serve nothing until the
-    # new ones are loaded: that capacity is lost for switch_s
-    lost_qps = sum(
-        max(0, g - new.gpus.get(m, 0)) * current.capacity_qps.get(m, 0.0) / g
-        for m, g in current.gpus.items()
-        if g > 0
-    )
-    risk = switch_s * lost_qps / max(req.demand_qps * horizon_s, 1e-9)
+    risk = switch_s * shortfall_qps(current, new, req) / max(req.demand_qps * horizon_s, 1e-9)
     metric = req.profile.metric
     base = abs(metric.cost(current.quality)) or 1.0
     gain = (metric.cost(current.quality) - metric.cost(new.quality)) / base

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hadis.core.plan import PlanRequest
+from hadis.core.plan import Plan, PlanRequest
 from hadis.planner.candidates import Candidate
 from hadis.planner.milp import Choice, choice_from_screen
 from hadis.planner.screen import CandidateSet, screen, usable_batches
@@ -34,6 +34,13 @@ def gpus_by_weights(profile: Profile, gpus: Mapping[str, int]) -> Counter[str]:
     for m, g in gpus.items():
         out[weights_of(profile, m)] += g
     return out
+
+
+def loads_needed(held: Mapping[str, int], new: Plan, profile: Profile) -> int:
+    """Workers that must load other weights for `new`, given the GPUs per set of weights
+    the workers hold."""
+    then = gpus_by_weights(profile, new.gpus)
+    return sum(max(0, g - held.get(w, 0)) for w, g in then.items())
 
 
 @dataclass(frozen=True)

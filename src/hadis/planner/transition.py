@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hadis.core.plan import Plan, PlanRequest
-from hadis.planner.in_place import gpus_by_weights, weights_of
+from hadis.planner.in_place import gpus_by_weights, loads_needed, weights_of
 
 # arrival instants at which a path is evaluated, per phase (the switch, then the rest of
 # the horizon): stage latencies are piecewise linear in between
@@ -206,12 +206,17 @@ class Outlook:
 class Transition:
     """Adopting a plan now: the workers hold `held` GPUs per set of weights, a load takes
     `switch_s`, the estimate covers `horizon_s` (the next re-plan), and `ages` says per
-    model how long its oldest queued query has waited."""
+    model how long its oldest queued query has waited. `burst_qps`: a plan that loads
+    models keeps the SLO only if it does at this demand, when it is higher than the
+    request's (a burst seen lately may come while the loads happen). `in_force_qps`: the
+    demand the plan in force is judged at (default: the request's target)."""
 
     held: Mapping[str, int]
     switch_s: float
     horizon_s: float
     ages: Mapping[str, float] = field(default_factory=dict)
+    burst_qps: float = 0.0
+    in_force_qps: float | None = None
 
     def outlook(self, plan: Plan, req: PlanRequest) -> Outlook:
         """The fluid estimate of `plan` adopted now: arrivals at the request's demand on
@@ -261,10 +266,14 @@ class Transition:
     def keeps_slo(self, plan: Plan, req: PlanRequest, in_force: Plan | None = None) -> bool:
         """Every query of `plan` stays within the SLO while it is adopted. The plan in
         force (`in_force`) passes only while it carries the demand with the margin plans
-        are made for (`PlanRequest.target_qps`): the margin pays for the switches a later,
-        forced change will need."""
+        are made for (`PlanRequest.target_qps`, or `in_force_qps`): the margin pays for
+        the switches a later, forced change will need. A plan that loads models is judged
+        at `burst_qps` when that is higher than the request's demand."""
         if plan is in_force:
-            req = dataclasses.replace(req, demand_qps=req.target_qps)
+            demand = req.target_qps if self.in_force_qps is None else self.in_force_qps
+            req = dataclasses.replace(req, demand_qps=demand)
+        elif self.burst_qps > req.demand_qps and loads_needed(self.held, plan, req.profile):
+            req = dataclasses.replace(req, demand_qps=self.burst_qps)
         return self.worst_path_s(plan, req) <= req.slo_s
 
     def choose(
