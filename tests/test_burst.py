@@ -82,8 +82,8 @@ def test_a_change_risks_what_its_kept_workers_cannot_serve_while_the_rest_load(r
     step = next(p for p in ranked if dict(p.gpus) == {"s02": 14, "s03": 2})
     full = next(p for p in ranked if dict(p.gpus) == {"s03": 16})
     # the step's shortfall: escalations to s03, which nobody serves until it is loaded
-    assert shortfall_qps(fast, step, req) == pytest.approx(req.target_qps * step.d)
-    assert shortfall_qps(fast, full, req) == pytest.approx(req.target_qps)
+    assert shortfall_qps(fast, step, req, 50.0) == pytest.approx(req.target_qps * step.d)
+    assert shortfall_qps(fast, full, req, 50.0) == pytest.approx(req.target_qps)
     kw = dict(switch_s=30.0, horizon_s=50.0)
     assert worth_switching(fast, step, req, **kw)
     assert not worth_switching(fast, full, req, **kw)

@@ -60,11 +60,19 @@ class PlanRequest:
         return self.batch_factor * batch_s + self.queue_delay_s(model)
 
     def queue_delay_s(self, model: str) -> float:
-        """Expected wait for the queries already queued at `model` (Little's law)."""
+        """Expected wait for the queries already queued at `model`: the queue drained at
+        the rate the model serves, estimated as the higher of its capacity in the plan in
+        force (`previous`) and its arrival rate (or the demand when none was measured).
+        The arrival rate alone (Little's law) is measured under the plan in force, over
+        the whole period: after a burst routed to a model its backlog looked many
+        seconds long, and the planner dropped a model that drains it in one or two (on
+        the demo pool, bursts then went to its smallest model)."""
         queued = self.queue.get(model, 0)
         if queued <= 0:
             return 0.0
         rate = self.arrival_qps.get(model) or self.demand_qps
+        if self.previous is not None:
+            rate = max(rate, self.previous.capacity_qps.get(model, 0.0))
         if rate <= 0:
             return 0.0
         return self.queue_factor * queued / rate

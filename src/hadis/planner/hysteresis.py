@@ -47,20 +47,21 @@ def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
     return True
 
 
-def shortfall_qps(current: Plan, new: Plan, req: PlanRequest) -> float:
-    """Queries/s of the demand plans are made for (with the margin) that `new` cannot
-    serve while its models load: per model, its share of the target beyond what its
-    workers that already hold the weights (from `current`) carry. Escalations to a heavy
-    model that every worker still loads count; the light model's share, carried by the
-    workers that keep it, does not."""
+def shortfall_qps(current: Plan, new: Plan, req: PlanRequest, horizon_s: float) -> float:
+    """Queries/s that `new` cannot serve while its models load: per model, its share of
+    the demand plans are made for (with the margin) plus its backlog drained over the
+    horizon (as `carries`), beyond what its workers that already hold the weights (from
+    `current`) carry. Escalations to a heavy model that every worker still loads count;
+    the light model's share, carried by the workers that keep it, does not."""
     profile = req.profile
     if new.demand_qps <= 0:
         return 0.0
     kept = kept_gpus(new, gpus_by_weights(profile, current.gpus), req)
     short = 0.0
     for m, load in new.load_qps.items():
+        need = req.target_qps * load / new.demand_qps + req.queue.get(m, 0) / horizon_s
         capacity = kept.get(m, 0.0) * profile.model(m).capacity_qps(new.batch[m])
-        short += max(0.0, req.target_qps * load / new.demand_qps - capacity)
+        short += max(0.0, need - capacity)
     return short
 
 
@@ -70,7 +71,11 @@ def worth_switching(
     moved = workers_moved(current, new, req.profile)
     if moved == 0 or switch_s <= 0 or not carries(current, req, horizon_s):
         return True
-    risk = switch_s * shortfall_qps(current, new, req) / max(req.demand_qps * horizon_s, 1e-9)
+    risk = (
+        switch_s
+        * shortfall_qps(current, new, req, horizon_s)
+        / max(req.demand_qps * horizon_s, 1e-9)
+    )
     metric = req.profile.metric
     base = abs(metric.cost(current.quality)) or 1.0
     gain = (metric.cost(current.quality) - metric.cost(new.quality)) / base
