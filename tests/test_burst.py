@@ -64,6 +64,11 @@ def test_the_request_is_raised_only_when_its_plan_would_not_weather_the_bursts(r
     same, _ = weathering_request(policy.plan, req, [calm] * 60, 10.0)
     assert same.demand_qps == req.demand_qps
 
+    # bursts no plan can weather (far beyond the pool's capacity): the request as it is
+    flood = [calm] * 30 + [100.0] * 30
+    kept, plan = weathering_request(policy.plan, req, flood, 10.0)
+    assert kept.demand_qps == req.demand_qps and plan.gpus == policy.plan(req).gpus
+
     def broken(r):
         raise RuntimeError("solver crashed")
 

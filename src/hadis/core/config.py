@@ -23,7 +23,7 @@ INITIAL_DEMAND_QPS = 1.0  # demand assumed before anything was measured
 MAX_RETRIES = 1  # a query whose batch failed runs again this many times
 HOST_CACHE = 1  # models a worker keeps in host memory besides the one on its device
 BURST_QUANTILE = 0.9  # with slow switches, plans lean towards this quantile of tick rates
-BURST_WINDOW_S = 1200.0  # ... over this much of the recent past
+BURST_WINDOW_S = 1200.0  # ... over this much of the recent past (and plans weather its ticks)
 
 
 @dataclass(frozen=True, slots=True)

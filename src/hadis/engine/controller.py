@@ -9,11 +9,11 @@ an early re-plan uses the last tick's rate when that is higher. Queue lengths an
 per-model arrival rates come from the engine. If the policy raises, the last good plan
 stays in force. Slow model switches shape the request too: plans keep a capacity reserve
 for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
-they lean towards bursts (the last tick's, or those of the last ten minutes:
-`_burst_demand`). A new plan that loads
-models is adopted only if its queries keep the SLO while the loads happen; otherwise one
-of the policy's next best plans, the best on the loaded weights or the plan in force is
-(`_switch_aware`, planner/transition.py).
+they lean towards bursts (the last tick's, or those of the last twenty minutes:
+`_burst_demand`) and must weather the tick rates of those twenty minutes as they are
+(planner/burst.py). A new plan that loads models is adopted only if its queries keep the
+SLO while the loads happen; otherwise one of the policy's next best plans, the best on
+the loaded weights or the plan in force is (`_switch_aware`, planner/transition.py).
 """
 
 from __future__ import annotations
@@ -245,8 +245,6 @@ class Controller:
         force carries."""
         switch_s, horizon_s = self.engine.switch_s, self.config.period_s
         profile, held = req.profile, state.held
-        # while demand rises, a change that loads models never lowers the capacity: the
-        # loads would take capacity offline just before it is needed
         cost = profile.metric.cost
 
         options = [plan]
@@ -258,6 +256,8 @@ class Controller:
         if on_held is not None:
             options.append(on_held)
         loads = {id(p): loads_needed(held, p, profile) for p in [*options, current]}
+        # while demand rises, a change that loads models never lowers the capacity: the
+        # loads would take capacity offline just before it is needed
         options = [
             p
             for p in options
@@ -284,7 +284,8 @@ class Controller:
         if self.slow_switches:
             # a burst seen lately may come while models load; and the plan in force needs
             # the margin on the demand estimate, not on a demand already raised for bursts
-            # (with both, it fled a plan that weathers the bursts in the middle of one)
+            # (judged at the margin on the raised demand, it fled plans that weather the
+            # bursts, in the middle of one)
             transition = dataclasses.replace(
                 transition,
                 burst_qps=state.burst_qps,

@@ -74,9 +74,12 @@ def weathering_request(
 ) -> tuple[PlanRequest, Plan | None]:
     """The request to plan with so that the plan weathers a replay of `rates`: `req` if
     its plan (`plan_for`, the policy) does, else `req` at the lowest demand between its
-    own and the highest rate replayed whose plan does (bisection); at the highest rate
-    when none does. Returns the request and its plan (None when the policy raised for
-    it: the caller runs the policy again and handles the error)."""
+    own and the highest rate replayed whose plan does (bisection); `req` when not even
+    the plan at the highest rate does (a policy whose plan does not follow the demand,
+    such as INFaaS's one step at a time, then had every option judged at that rate, and
+    kept a plan far short of the demand for the rest of a run). Returns the request and
+    its plan (None when the policy raised for it: the caller runs the policy again and
+    handles the error)."""
 
     def attempt(demand: float) -> tuple[PlanRequest, Plan | None, bool]:
         r = dataclasses.replace(req, demand_qps=demand)
@@ -92,8 +95,8 @@ def weathering_request(
     if ok or hi <= lo:
         return low_req, low_plan
     best_req, best_plan, ok = attempt(hi)
-    if not ok:
-        return best_req, best_plan
+    if not ok:  # nothing the policy plans weathers them: raising the demand buys nothing
+        return low_req, low_plan
     for _ in range(_SEARCH_STEPS):
         mid = (lo + hi) / 2
         mid_req, mid_plan, ok = attempt(mid)
