@@ -76,9 +76,10 @@ def test_the_request_is_raised_only_when_its_plan_would_not_weather_the_bursts(r
 
 
 def test_a_change_risks_what_its_kept_workers_cannot_serve_while_the_rest_load(r0_profile):
-    """From every worker on s02 (twice the capacity the demand needs): moving two workers
-    to s03 leaves the light model's capacity in place and pays for its small gain; moving
-    all sixteen to s03 serves nothing for the load, and its larger gain does not pay."""
+    """From every worker on s02 (twice the capacity the demand needs), with 30 s loads:
+    moving two workers to s03 leaves the light model's capacity in place and pays for its
+    small gain; moving all sixteen to s03 serves nothing for the load, and its larger gain
+    does not pay."""
     policy = HadisPolicy()
     fast = policy.plan(PlanRequest(r0_profile, 16, 60.0, 6.0, overprovision=1.6))
     assert dict(fast.gpus) == {"s02": 16}
@@ -89,10 +90,12 @@ def test_a_change_risks_what_its_kept_workers_cannot_serve_while_the_rest_load(r
     # the step's shortfall: escalations to s03, which nobody serves until it is loaded
     assert shortfall_qps(fast, step, req, 50.0) == pytest.approx(req.target_qps * step.d)
     assert shortfall_qps(fast, full, req, 50.0) == pytest.approx(req.target_qps)
-    kw = dict(switch_s=30.0, horizon_s=50.0)
+    kw = dict(switch_s=30.0, horizon_s=50.0, shortfall=True)
     assert worth_switching(fast, step, req, **kw)
     assert not worth_switching(fast, full, req, **kw)
-    assert worth_switching(fast, full, req, switch_s=3.0, horizon_s=50.0)  # a quick load
+    # counting all the capacity the moving workers had (the rule for quick switches),
+    # not even the step pays: the fast plan would stay for good
+    assert not worth_switching(fast, step, req, switch_s=30.0, horizon_s=50.0)
 
 
 def test_a_plan_that_loads_is_judged_at_the_burst_and_the_plan_in_force_at_its_demand(

@@ -263,7 +263,14 @@ class Controller:
             for p in options
             if loads[id(p)] == 0
             or (
-                worth_switching(current, p, req, switch_s=switch_s, horizon_s=horizon_s)
+                worth_switching(
+                    current,
+                    p,
+                    req,
+                    switch_s=switch_s,
+                    horizon_s=horizon_s,
+                    shortfall=self.slow_switches,
+                )
                 and not (rising and p.carried_qps < current.carried_qps)
             )
         ]
