@@ -105,3 +105,14 @@ Requests/sec:   1106.54
     monkeypatch.setattr(serve_bench.subprocess, "run", lambda *a, **k: done)
     got = serve_bench.wrk("http://127.0.0.1:1/", 4, 1)
     assert got == {"rps": 1106.54, "p50_ms": 3.46, "p99_ms": 0.612}
+
+
+def test_the_robustness_seeds_can_be_chosen(monkeypatch):
+    from benchmarks.robustness_bench import seeds_to_run
+
+    assert seeds_to_run(False) == (0, 1, 2, 3) and seeds_to_run(True) == (0,)
+    monkeypatch.setenv("HADIS_ROBUSTNESS_SEEDS", "4,5,6,7")
+    assert seeds_to_run(False) == (4, 5, 6, 7)
+    monkeypatch.setenv("HADIS_ROBUSTNESS_SEEDS", "four")
+    with pytest.raises(report.BenchmarkFailed, match="integers"):
+        seeds_to_run(False)
