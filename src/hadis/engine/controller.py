@@ -165,10 +165,8 @@ class Controller:
         A switch shorter than a tick lets an early re-plan follow a burst, so the estimate
         stays; a longer one lags a burst by (switch - tick), and the plan moves that share
         of a re-plan period towards the burst (30 s switches, 10 s ticks, 50 s periods: 40%
-        of the way; 3 s: none). The burst is the higher of the last tick's rate and the
-        `burst_quantile` of the tick rates over the last `burst_window_s`: bursts seen
-        lately are expected again, and with slow switches there is no time to follow one
-        (`_burst_qps`)."""
+        of the way; 3 s: none). The burst (`_burst_qps`) includes those seen lately: they
+        are expected again, and with slow switches there is no time to follow one."""
         lag = self.engine.switch_s - self.config.check_s
         w = min(1.0, max(0.0, lag) / self.config.period_s)
         return self.demand_qps + w * max(0.0, burst - self.demand_qps)

@@ -42,31 +42,33 @@ def carries(plan: Plan, req: PlanRequest, horizon_s: float) -> bool:
     change is still safe (the margin pays for the switches a forced change needs)."""
     if not plan.feasible:
         return False
+    need = needed_qps(plan, req, horizon_s)
+    return all(plan.capacity_qps.get(m, 0.0) >= n - 1e-9 for m, n in need.items())
+
+
+def needed_qps(plan: Plan, req: PlanRequest, horizon_s: float) -> dict[str, float]:
+    """Per model `plan` loads, the capacity it needs: its share of the demand plans are
+    made for (with the margin) plus draining its backlog within the horizon."""
     demand = plan.demand_qps
-    for model, load in plan.load_qps.items():
-        share = load / demand if demand > 0 else 0.0
-        need = req.target_qps * share + req.queue.get(model, 0) / horizon_s
-        if plan.capacity_qps.get(model, 0.0) < need - 1e-9:
-            return False
-    return True
+    return {
+        m: req.target_qps * (load / demand if demand > 0 else 0.0) + req.queue.get(m, 0) / horizon_s
+        for m, load in plan.load_qps.items()
+    }
 
 
 def shortfall_qps(current: Plan, new: Plan, req: PlanRequest, horizon_s: float) -> float:
-    """Queries/s that `new` cannot serve while its models load: per model, its share of
-    the demand plans are made for (with the margin) plus its backlog drained over the
-    horizon (as `carries`), beyond what its workers that already hold the weights (from
-    `current`) carry. Escalations to a heavy model that every worker still loads count;
-    the light model's share, carried by the workers that keep it, does not."""
+    """Queries/s that `new` cannot serve while its models load: per model, what it needs
+    (`needed_qps`) beyond what its workers that already hold the weights (from `current`)
+    carry. Escalations to a heavy model that every worker still loads count; the light
+    model's share, carried by the workers that keep it, does not."""
     profile = req.profile
     if new.demand_qps <= 0:
         return 0.0
     kept = kept_gpus(new, gpus_by_weights(profile, current.gpus), req)
-    short = 0.0
-    for m, load in new.load_qps.items():
-        need = req.target_qps * load / new.demand_qps + req.queue.get(m, 0) / horizon_s
-        capacity = kept.get(m, 0.0) * profile.model(m).capacity_qps(new.batch[m])
-        short += max(0.0, need - capacity)
-    return short
+    return sum(
+        max(0.0, need - kept.get(m, 0.0) * profile.model(m).capacity_qps(new.batch[m]))
+        for m, need in needed_qps(new, req, horizon_s).items()
+    )
 
 
 def lost_capacity_qps(current: Plan, new: Plan) -> float:
