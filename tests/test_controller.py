@@ -106,6 +106,29 @@ def test_no_early_replan_while_workers_load(setup):
     assert ctl.early_replans == 0 and len(policy.requests) == 1
 
 
+def test_with_slow_switches_a_backlog_replans_while_workers_load_and_keeps_them_going(
+    paper_profile,
+):
+    """With 30 s loads a burst does not wait for the last plan's loads to end before an
+    early re-plan, and that re-plan moves no worker that is on its way to new weights
+    (moving it again before it serves is the switch storm)."""
+    engine = Engine(paper_profile, 16, EngineConfig(slo_s=60.0, switch_delay_s=30.0),
+                    TableRouter([0.0] * 5000), TableDiscriminator([1.0] * 5000))  # fmt: skip
+    policy = FlakyPolicy()
+    ctl = Controller(engine, policy, 16, ControllerConfig(period_s=50.0, check_s=10.0))
+    ctl.start(0.0)  # the first plan's loads started, not finished
+    committed = engine.committed_weights()
+    assert sum(committed.values()) == 16
+    going = {w.wid: w.assigned for w in engine.workers}
+    for i in range(400):  # a burst far beyond the first plan's capacity
+        ctl.observe_arrival(1.0)
+        engine.submit(1.0, Query(i, 1.0, 0, router_score=0.0))
+    ctl.tick(10.0)
+    assert ctl.early_replans == 1 and len(policy.requests) > 1
+    weights = {w.wid: paper_profile.model(w.assigned).weights for w in engine.workers}
+    assert weights == {wid: paper_profile.model(m).weights for wid, m in going.items()}
+
+
 def test_plans_keep_a_reserve_for_slow_model_switches(paper_profile):
     """The margin is the configured one, or the share of a re-plan period that a switch
     takes offline, whichever is larger."""

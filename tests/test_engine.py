@@ -277,3 +277,25 @@ def test_while_the_heavy_model_loads_the_light_one_answers_unless_waiting_keeps_
     assert all(q.path == (DIRECT if waits else LIGHT) for q in during)
     assert all(q.model == ("m1" if waits else "m0") for q in during)
     assert (qs[2].path, qs[2].model) == (DIRECT, "m1")  # loaded by then: it serves
+
+
+def test_committed_weights_count_workers_moving_whether_loading_or_finishing_a_batch(pool):
+    """Per set of weights some worker is moving to, the workers assigned to it: a worker
+    still finishing its batch on the old model counts, as one that is loading does."""
+    from hadis.core.commands import LoadModel
+    from hadis.core.query import Query
+
+    eng, _ = engine_for(pool, workers=2, switch=5.0)
+    weights = {m: pool.model(m).weights for m in ("m0", "m1")}
+    for c in eng.apply_plan(0.0, make_plan({"m0": 2}, {"m0": 1}, "m0")):
+        assert isinstance(c, LoadModel)
+        eng.worker_ready(5.0, c.worker)
+    assert not eng.committed_weights()  # everything is where the plan wants it
+    for i in range(2):  # both workers busy on m0
+        eng.submit(6.0, Query(i, 6.0, 0, router_score=0.0))
+    assert all(w.busy for w in eng.workers)
+    moves = eng.apply_plan(6.5, make_plan({"m0": 1, "m1": 1}, {"m0": 1, "m1": 1}, "m0"))
+    assert not any(isinstance(c, LoadModel) for c in moves)  # the mover finishes first
+    assert eng.committed_weights() == {weights["m1"]: 1}
+    mover = next(w for w in eng.workers if w.assigned == "m1")
+    assert mover.loading is None and mover.loaded == "m0"

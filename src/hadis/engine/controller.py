@@ -14,6 +14,8 @@ they lean towards bursts (the last tick's, or those of the last twenty minutes:
 (planner/burst.py). A new plan that loads models is adopted only if its queries keep the
 SLO while the loads happen; otherwise one of the policy's next best plans, the best on
 the loaded weights or the plan in force is (`_switch_aware`, planner/transition.py).
+With slow switches an early re-plan may come while workers load, and no re-plan moves a
+worker that is on its way to new weights.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
 from hadis.planner.burst import weathering_request
 from hadis.planner.hysteresis import loads_needed, worth_switching
+from hadis.planner.in_place import keeps_commitments
 from hadis.planner.transition import Transition
 
 log = logging.getLogger(__name__)
+
 
 # plans the policy ranks for a re-plan that would load models: enough to reach, past the
 # plans that load the most, one that keeps what is loaded (paper table: a few ms)
@@ -50,6 +54,9 @@ class Snapshot:
     rates: tuple[float, ...] = ()  # the arrival rate of each tick over the burst window
     burst_qps: float = 0.0  # the burst plans lean towards (`Controller._burst_demand`)
     estimate_qps: float = 0.0  # the demand estimate (EWMA)
+    # per set of weights some worker is moving to, the workers assigned to it
+    # (`Engine.committed_weights`)
+    committed: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
 class Controller:
@@ -128,9 +135,10 @@ class Controller:
             self._workers_changed = False
             self.reason = "workers"
         elif elapsed < self.config.period_s - 1e-9:
-            # an early re-plan while workers still load the last plan's models would only
-            # move them again (a switch storm when loads take tens of seconds)
-            if not self._backlogged() or self._switching():
+            # with quick switches an early re-plan waits for the last plan's loads; with
+            # slow ones it may come while they happen (a burst would otherwise wait a whole
+            # load for relief), and keeps the workers moving where they go (`_switch_aware`)
+            if not self._backlogged() or (self._switching() and not self.slow_switches):
                 return None
             self.early_replans += 1
             self.demand_qps = max(self.demand_qps, short_rate)
@@ -227,6 +235,7 @@ class Controller:
             tuple(self._rates),
             burst,
             self.demand_qps,
+            engine.committed_weights(),
         )
 
     def _switch_aware(
@@ -272,6 +281,14 @@ class Controller:
                 and not (rising and p.carried_qps < current.carried_qps)
             )
         ]
+        if self.slow_switches and state.committed:
+            # workers on their way to new weights keep going: moving them again before
+            # they serve is the switch storm (synthetic-6-r0, step trace, 30 s loads:
+            # backlog re-plans moved workers still loading s03 to s02, twice in 20 s)
+            committed = state.committed
+            options = [
+                p for p in options if loads[id(p)] == 0 or keeps_commitments(p, committed, profile)
+            ]
         options.append(current)
         # best quality first; among equals, the one that loads the fewest workers
         options.sort(key=lambda p: (cost(p.quality), loads[id(p)]))

@@ -618,6 +618,20 @@ class Engine:
                 out[self._variants[name].weights] += 1
         return out
 
+    def committed_weights(self) -> Counter[str]:
+        """Per set of weights that some live worker is moving to (loading them, or
+        finishing a batch before it loads), the live workers the plan assigns to them."""
+        assigned: Counter[str] = Counter()
+        moving: set[str] = set()
+        for w in self.workers:
+            if not w.alive or w.assigned is None:
+                continue
+            weights = self._variants[w.assigned].weights
+            assigned[weights] += 1
+            if w.loaded is None or self._variants[w.loaded].weights != weights:
+                moving.add(weights)
+        return Counter({k: n for k, n in assigned.items() if k in moving})
+
     def oldest_queued_s(self) -> dict[str, float]:
         """Per model with a queue, the arrival time of its oldest queued query."""
         return {m: q[0][0] for m, q in self.queues.items() if q}

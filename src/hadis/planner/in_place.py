@@ -43,6 +43,14 @@ def loads_needed(held: Mapping[str, int], new: Plan, profile: Profile) -> int:
     return sum(max(0, g - held.get(w, 0)) for w, g in then.items())
 
 
+def keeps_commitments(plan: Plan, committed: Mapping[str, int], profile: Profile) -> bool:
+    """`plan` keeps every worker that is moving to new weights on its way: per set of
+    weights in `committed` (the workers assigned to weights some worker is moving to:
+    `Engine.committed_weights`), it asks for at least as many GPUs."""
+    then = gpus_by_weights(profile, plan.gpus)
+    return all(then.get(w, 0) >= n for w, n in committed.items())
+
+
 @dataclass(frozen=True)
 class Option:
     batch: int
