@@ -152,3 +152,31 @@ def test_with_slow_switches_the_plan_weathers_the_bursts_of_the_window(r0_profil
     assert rates[i] == 0.5 and rates[i - 1] == 0.5  # made in a calm spell
     burst = PlanRequest(r0_profile, 16, 60.0, 1.0)
     assert weathers(last, burst, rates[: i + 1], 10.0) == (switch_s > 10.0)
+
+
+def test_the_plan_in_force_needs_no_margin_while_it_weathers_the_bursts(r0_profile):
+    """After a burst the demand estimate still carries it; judged at the margin on it, the
+    plan in force fails and is left for faster, worse models. It is judged at the
+    request's demand when it weathers the window's tick rates and a period more at that
+    demand, and at the margin when it does not (a burst it cannot carry, a demand far
+    above its capacity)."""
+    from hadis.engine.controller import Snapshot
+
+    ctl = controller(r0_profile, 30.0)
+    now = HadisPolicy().plan(PlanRequest(r0_profile, 16, 60.0, 3.0))
+    cap = now.carried_qps
+    req = PlanRequest(r0_profile, 16, 60.0, 0.6 * cap, overprovision=ctl.overprovision)
+    estimate = 0.9 * cap  # raised by the burst that just ended
+    margin = estimate * req.overprovision
+    assert margin > cap  # at the margin, the plan in force would not carry it
+
+    def judged(rates, demand=req.demand_qps):
+        state = Snapshot(gpus_by_weights(r0_profile, now.gpus), {}, tuple(rates), 0.0, estimate)
+        return ctl._in_force_qps(dataclasses.replace(req, demand_qps=demand), now, state)
+
+    calm = [0.5 * cap] * 100
+    assert judged([*calm, *[1.2 * cap] * 2, *calm[:5]]) == req.demand_qps  # 20 s burst
+    assert judged([*calm, *[1.2 * cap] * 30, *calm[:5]]) == pytest.approx(margin)  # 300 s
+    # a period at a demand above its capacity: weathered while its queue keeps the SLO
+    assert judged(calm, demand=1.1 * cap) == pytest.approx(1.1 * cap)
+    assert judged(calm, demand=1.3 * cap) == pytest.approx(margin)  # its queue does not

@@ -31,7 +31,7 @@ from hadis.core.config import ControllerConfig
 from hadis.engine.engine import Engine
 from hadis.errors import HadisError
 from hadis.planner import Plan, PlanningPolicy, PlanRequest
-from hadis.planner.burst import weathering_request
+from hadis.planner.burst import weathering_request, weathers
 from hadis.planner.hysteresis import loads_needed, worth_switching
 from hadis.planner.in_place import keeps_commitments
 from hadis.planner.transition import Transition
@@ -305,13 +305,13 @@ class Controller:
         transition = Transition(held, switch_s, horizon_s, state.ages)
         if self.slow_switches:
             # a burst seen lately may come while models load; and the plan in force needs
-            # the margin on the demand estimate, not on a demand already raised for bursts
-            # (judged at the margin on the raised demand, it fled plans that weather the
-            # bursts, in the middle of one)
+            # no margin when it weathers the bursts, else the margin on the demand
+            # estimate, not on a demand already raised for bursts (judged that way, it fled
+            # plans that weather the bursts, in the middle of one): `_in_force_qps`
             transition = dataclasses.replace(
                 transition,
                 burst_qps=state.burst_qps,
-                in_force_qps=max(req.demand_qps, state.estimate_qps * req.overprovision),
+                in_force_qps=self._in_force_qps(req, current, state),
             )
         chosen = transition.choose(options, req, in_force)
         if chosen is current:
@@ -319,6 +319,20 @@ class Controller:
         elif loads[id(chosen)] == 0:
             self.on_loaded_weights += 1
         return chosen
+
+    def _in_force_qps(self, req: PlanRequest, current: Plan, state: Snapshot) -> float:
+        """With slow switches, the demand the plan in force is judged at: the request's
+        when the plan weathers the tick rates of the burst window followed by a period at
+        the request's demand (planner/burst.py), else the planning margin on the demand
+        estimate. The margin pays for the loads of a later, forced change; a plan that
+        carries what came lately and what is planned for has no such change ahead. Judged
+        at the margin after a burst (whose rates the estimate still carries), the plan in
+        force was left for faster, worse models that it had no need of (synthetic-6-r0,
+        strong bursts: FID 22.77 against DiffServe's 22.52; paper pool at 30 s: 24.21)."""
+        ahead = [req.demand_qps] * round(self.config.period_s / self.config.check_s)
+        if weathers(current, req, [*state.rates, *ahead], self.config.check_s):
+            return req.demand_qps
+        return max(req.demand_qps, state.estimate_qps * req.overprovision)
 
     def gave_up(self, reason: str) -> None:
         """The driver stopped waiting for a plan (e.g. it timed out): the last good plan
