@@ -131,3 +131,25 @@ def test_a_plan_that_lost_its_margin_may_be_left_whatever_the_switch_costs(paper
     kw = dict(switch_s=30.0, horizon_s=50.0)
     assert worth_switching(plan_at, worse, margin_lost, **kw)
     assert not worth_switching(plan_at, worse, within_margin, **kw)
+
+
+def test_when_no_option_keeps_the_slo_one_that_carries_the_demand_goes_first():
+    """Over one horizon, loading every worker can look as late as staying overloaded; but
+    a plan that does not carry the demand stays late for as long as it is kept."""
+    from hadis.profiles.synthetic import synthetic_pool
+
+    profile = synthetic_pool(6, pair_span=2, r_grid=(0.0,), name="r0")
+    policy = HadisPolicy()
+    now = policy.plan(PlanRequest(profile, 16, 60.0, 0.2))
+    req = PlanRequest(profile, 16, 60.0, 2.0, queue={m: 20 for m in now.gpus})
+    big = policy.plan(req)
+    t = Transition(gpus_by_weights(profile, now.gpus), 30.0, 50.0)
+    assert not t.keeps_slo(now, req) and not t.keeps_slo(big, req)
+    assert now.carried_qps < req.demand_qps <= big.carried_qps
+    assert t.outlook(now, req).late < t.outlook(big, req).late  # staying looks less late
+    assert t.choose([now, big], req) is big
+    # when neither carries the demand, the fewest late decides
+    above = dataclasses.replace(req, demand_qps=1.2 * big.carried_qps)
+    late = {id(p): t.outlook(p, above).late for p in (now, big)}
+    fewest = min((now, big), key=lambda p: late[id(p)])
+    assert late[id(now)] != late[id(big)] and t.choose([now, big], above) is fewest
