@@ -38,7 +38,6 @@ from hadis.planner.transition import Transition
 
 log = logging.getLogger(__name__)
 
-
 # plans the policy ranks for a re-plan that would load models: enough to reach, past the
 # plans that load the most, one that keeps what is loaded (paper table: a few ms)
 RANKED_PLANS = 32
