@@ -306,11 +306,12 @@ class Controller:
             # a burst seen lately may come while models load; and the plan in force needs
             # no margin when it weathers the bursts, else the margin on the demand
             # estimate, not on a demand already raised for bursts (judged that way, it fled
-            # plans that weather the bursts, in the middle of one): `_in_force_qps`
+            # plans that weather the bursts, in the middle of one): `_in_force_qps` (its
+            # replay only when the plan in force is judged, not on a backlog re-plan)
             transition = dataclasses.replace(
                 transition,
                 burst_qps=state.burst_qps,
-                in_force_qps=self._in_force_qps(req, current, state),
+                in_force_qps=None if in_force is None else self._in_force_qps(req, current, state),
             )
         chosen = transition.choose(options, req, in_force)
         if chosen is current:
