@@ -36,7 +36,10 @@ def main(shared: Path) -> None:
             latency_s={1: float(row["latency_bs1_s"])},
             max_batch=32,
             batch_rule=BatchRule(0.9),
-            extra={"index": int(row["index"]), "weights_gib": float(row["weights_gib"])},
+            extra={"index": int(row["index"])},
+            # the artifacts' weights size; the profile gives no device memory (the paper's
+            # workers hold one model on the GPU), so no worker keeps two there
+            memory_gib=float(row["weights_gib"]),
         )
         for row in model_rows
     )

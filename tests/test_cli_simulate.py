@@ -39,12 +39,15 @@ def test_simulate_writes_results_and_plots(tmp_path):
             "1",
             "--policies",
             "hadis,diffserve,oracle",
+            "--device-memory",
+            "40",
             "--out",
             str(tmp_path),
         ],
     )
     assert res.exit_code == 0, res.output
     assert "hadis" in res.stdout and "oracle (reference)" in res.stdout
+    assert json.loads((tmp_path / "config.json").read_text())["device_memory_gib"] == 40.0
     for name in (
         "summary.json",
         "windows.csv",

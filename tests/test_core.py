@@ -19,6 +19,7 @@ from hadis.core import (
     WindowSummary,
 )
 from hadis.core import config as defaults
+from hadis.core.residency import Found, Residency
 from hadis.engine import Engine, EngineConfig
 from hadis.errors import HadisError
 from hadis.serve.admission import check_paths, check_queue
@@ -168,6 +169,85 @@ def test_a_switch_is_expected_to_take_the_models_load_or_reload_time(pool):
     assert switches(timed, 1) == ([20.0, 40.0, 2.0, 40.0], 40.0)  # m1 has no reload time
     assert switches(timed, 0) == ([20.0, 40.0, 20.0, 40.0], 40.0)  # nothing kept in host
     assert switches(pool, 1) == ([3.0, 3.0, 3.0, 3.0], 3.0)  # unmeasured: the delay
+
+
+def _sized(pool, memory_gib, device_memory_gib, loads=(20.0, 40.0), reload_s=2.0):
+    """`pool` with per-model weights memory, load and reload times, and device memory."""
+    models = tuple(
+        dataclasses.replace(m, memory_gib=mem, load_s=load, reload_s=reload_s)
+        for m, mem, load in zip(pool.models, memory_gib, loads, strict=True)
+    )
+    return dataclasses.replace(pool, models=models, device_memory_gib=device_memory_gib)
+
+
+def test_residency_keeps_what_fits_on_the_device_and_the_rest_in_host_memory(pool):
+    """The active model first; the others stay on the device while their memory fits,
+    the least recently used leave first (to host memory, at most host_cache)."""
+    three = make_profile([1.0, 2.0, 4.0], [30.0, 25.0, 20.0], lambda i, j, r, d: 25.0)
+    m0, m1, m2 = three.models
+    sized = dataclasses.replace(
+        three,
+        models=tuple(dataclasses.replace(m, memory_gib=10.0) for m in three.models),
+        device_memory_gib=25.0,  # two models fit, not three
+    )
+    kept = Residency(sized, host_cache=1)
+    assert [kept.move(m) for m in (m0, m1, m0)] == [Found.DISK, Found.DISK, Found.DEVICE]
+    assert kept.device == [m0.weights, m1.weights] and kept.host == []
+    assert kept.move(m2) is Found.DISK  # m1, the least recently used, leaves the device
+    assert kept.device == [m2.weights, m0.weights] and kept.host == [m1.weights]
+    assert kept.move(m1) is Found.HOST
+    assert kept.device == [m1.weights, m2.weights] and kept.host == [m0.weights]
+    assert kept.move(m1) is Found.ACTIVE
+    # a model whose memory was not measured never shares the device
+    unsized = dataclasses.replace(sized, models=(*sized.models[:2], m2))
+    kept = Residency(unsized, host_cache=1)
+    for m in (m0, m2, m0):
+        kept.move(m)
+    assert kept.device == [m0.weights] and kept.host == [m2.weights]
+
+
+def test_a_switch_to_a_model_kept_on_the_device_takes_nothing(pool):
+    """LoadModel.expected_s with device memory for both models: only the first load of
+    each reads the disk; without room for both, moving back is a reload from host memory;
+    the simulator and the profile executor charge what the engine expects."""
+    from hadis.workers.executors import ProfileExecutor
+
+    def switches(profile):
+        eng = Engine(profile, 1, EngineConfig(slo_s=60.0, switch_delay_s=3.0),
+                     TableRouter([0.0] * 10), TableDiscriminator([1.0] * 10))  # fmt: skip
+        executor = ProfileExecutor(profile, time_scale=1e-3)
+        out = []
+        for t, model in enumerate(["m0", "m1", "m0", "m1"]):
+            (load,) = eng.apply_plan(float(t), make_plan({model: 1}, {model: 1}, model))
+            assert isinstance(load, LoadModel) and load.model == model
+            out.append(load.expected_s)
+            waited = executor.load(model) / 1e-3
+            assert waited == pytest.approx(load.expected_s, abs=15.0)  # sleep granularity
+            eng.worker_ready(float(t), load.worker)
+        return out
+
+    assert switches(_sized(pool, [10.0, 20.0], 30.0)) == [20.0, 40.0, 0.0, 0.0]
+    assert switches(_sized(pool, [10.0, 20.0], 29.0)) == [20.0, 40.0, 2.0, 2.0]
+    assert switches(_sized(pool, [10.0, None], 100.0)) == [20.0, 40.0, 2.0, 2.0]
+
+
+def test_the_engine_moves_a_worker_that_keeps_the_model_on_its_device(pool):
+    """A plan that wants one of two workers back on m0 moves the worker that kept m0 on
+    its device (a free switch), not the one whose turn it would be (the lowest id)."""
+    eng = Engine(_sized(pool, [10.0, 10.0], 30.0), 2, EngineConfig(slo_s=60.0),
+                 TableRouter([0.0] * 10), TableDiscriminator([1.0] * 10))  # fmt: skip
+
+    def adopt(t, gpus):
+        loads = eng.apply_plan(t, make_plan(gpus, dict.fromkeys(gpus, 1), "m0"))
+        for load in loads:
+            eng.worker_ready(t, load.worker)
+        return loads
+
+    adopt(0.0, {"m0": 1, "m1": 1})
+    (moved,) = [w.wid for w in eng.workers if w.loaded == "m0"]
+    adopt(1.0, {"m1": 2})  # it keeps m0 on its device beside m1
+    (load,) = adopt(2.0, {"m0": 1, "m1": 1})
+    assert (load.worker, load.model, load.expected_s) == (moved, "m0", 0.0)
 
 
 def test_moving_between_variants_of_the_same_weights_loads_nothing(pool):

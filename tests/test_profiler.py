@@ -25,6 +25,7 @@ def inputs(tmp_path_factory):
         "name": "tiny-cpu",
         "gpu_type": "cpu",
         "batch_sizes": [1, 2],
+        "device_memory_gib": 0.5,
         "variants": [
             {
                 "name": "heavy",
@@ -90,6 +91,9 @@ def test_profile_build_end_to_end(inputs):
     # switch times measured: from disk, and back from host memory (a copy, no disk read)
     for m in profile.models:
         assert m.load_s is not None and m.reload_s is not None and m.reload_s < m.load_s
+    # the memory the weights take (the wider pipeline has more), and the pool's device memory
+    assert 0 < light.memory_gib < heavy.memory_gib  # type: ignore[operator]
+    assert profile.device_memory_gib == 0.5
     plan = HadisPolicy().plan(PlanRequest(profile, 2, 60.0, 1.0))
     assert plan.feasible
     # resumable: cached latencies, images and scores are reused
@@ -154,3 +158,41 @@ def test_diffusers_executor_keeps_the_last_pipeline_in_host_memory(inputs, monke
     none.load("heavy")
     none.load("light")
     assert len(loads) == 5  # without a host cache every switch reads the disk
+
+
+def test_diffusers_executor_keeps_pipelines_on_the_device_when_they_fit(inputs, monkeypatch):
+    """With device memory for both (the profile's `device_memory_gib`), moving back reads
+    nothing and copies nothing: the very pipeline is kept; with room for one, the one it
+    left goes to host memory (here: none kept) and comes back from disk."""
+    import dataclasses
+
+    from hadis.profiling import load_pool
+    from hadis.profiling.profiler import profile_stub
+    from hadis.workers import executors
+
+    stub = profile_stub(load_pool(inputs / "pool.json"))
+    sized = executors.DiffusersExecutor(stub)
+    memory = {}
+    for name in ("light", "heavy"):
+        sized.load(name)
+        memory[name] = sized.memory_gib()
+    assert 0 < memory["light"] < memory["heavy"]
+    models = tuple(dataclasses.replace(m, memory_gib=memory[m.name]) for m in stub.models)
+    both = sum(memory.values())
+    loads = []
+    real = executors.pipeline_class
+    monkeypatch.setattr(executors, "pipeline_class", lambda s: loads.append(s) or real(s))
+
+    def moves(device_memory_gib):
+        profile = dataclasses.replace(stub, models=models, device_memory_gib=device_memory_gib)
+        ex = executors.DiffusersExecutor(profile, host_cache=0)
+        ex.load("light")
+        light = ex._pipe
+        ex.load("heavy")
+        ex.load("light")
+        return ex._pipe is light
+
+    loads.clear()
+    assert moves(both * 1.01) and len(loads) == 2
+    loads.clear()
+    assert not moves(both * 0.99) and len(loads) == 3

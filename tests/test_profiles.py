@@ -149,3 +149,27 @@ def test_batch_latency_interpolates_between_measured_sizes_and_extrapolates_by_t
     # beyond the largest measured size: the rule, never below that size's latency
     big = m.batch_latency_s(measured[-1] + 1)
     assert big >= m.latency_s[measured[-1]]
+
+
+def test_memory_fields_round_trip_are_validated_and_linted(paper_profile):
+    """`device_memory_gib` (profile) and `memory_gib` (model) load, save and are checked;
+    a model without its memory under a device budget is a warning (it never shares)."""
+    from hadis.profiles.lint import lint_document
+
+    # the paper's pool carries its weights' sizes (models.csv), not a device budget
+    assert [m.memory_gib for m in paper_profile.models] == [6.5, 27.4, 16.6, 27.4]
+    assert paper_profile.device_memory_gib is None
+    doc = _doc(paper_profile)
+    assert "device_memory_gib" not in doc
+    doc["device_memory_gib"] = 40.0
+    prof = profile_from_dict(doc)
+    assert prof.device_memory_gib == 40.0 and profile_to_dict(prof)["device_memory_gib"] == 40.0
+    assert lint_document(doc)[0] == []
+    del doc["models"][2]["memory_gib"]
+    (issue,) = lint_document(doc)[0]
+    assert issue.level == "warning" and issue.where == "models[2].memory_gib"
+    with pytest.raises(ProfileError, match="device_memory_gib"):
+        profile_from_dict({**doc, "device_memory_gib": 0})
+    doc["models"][0]["memory_gib"] = -1
+    with pytest.raises(ProfileError, match=r"models\[0\].memory_gib"):
+        profile_from_dict(doc)

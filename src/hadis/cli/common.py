@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hadis.errors import HadisError
+from hadis.profiles import Profile
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,10 +33,27 @@ QPS_OPTION = typer.Option(
     "rate to time-stretch it to (same queries and shape).",
 )
 POINT_SECONDS_OPTION = typer.Option(10.0, help="azure-functions: seconds per point.")
+DEVICE_MEMORY_OPTION = typer.Option(
+    None,
+    "--device-memory",
+    help="GiB of device memory a worker may fill with models' weights (instead of the "
+    "profile's device_memory_gib): it keeps the models it moved off on its device while "
+    "their memory_gib fits, so moving back loads nothing. Default: the profile's (the "
+    "bundled profiles give none: one model per device).",
+)
 BATCH_WAIT_HELP = (
     "Share of a batch the planner lets a query wait for the one in progress: 0 the paper's "
     "rule, 0.5 the mean, 1 the worst case (docs/planner.md)."
 )
+
+
+def with_device_memory(profile: Profile, gib: float | None) -> Profile:
+    """`profile` with --device-memory, when given (checked: > 0)."""
+    if gib is None:
+        return profile
+    if not 0 < gib < math.inf:
+        raise HadisError(f"--device-memory must be > 0 GiB, got {gib}")
+    return dataclasses.replace(profile, device_memory_gib=gib)
 
 
 def fail(message: str) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from hadis.cli.common import (
     BATCH_WAIT_HELP,
+    DEVICE_MEMORY_OPTION,
     POINT_SECONDS_OPTION,
     QPS_OPTION,
     SUMMARY_KEYS,
@@ -21,6 +22,7 @@ from hadis.cli.common import (
     err_console,
     summary_table,
     user_errors,
+    with_device_memory,
 )
 from hadis.cli.trace_cmd import resolve_trace
 from hadis.core.config import HOST_CACHE
@@ -161,6 +163,7 @@ def serve_command(
         help="Models each worker keeps in host memory besides the one on its device, so "
         "moving back to one is a copy, not a load from disk (each costs host RAM).",
     ),
+    device_memory: float | None = DEVICE_MEMORY_OPTION,
     batch_wait: float = typer.Option(DEFAULT_BATCH_WAIT, help=BATCH_WAIT_HELP),
     gallery: int = typer.Option(
         0,
@@ -220,7 +223,7 @@ def serve_command(
         raise HadisError(f"unknown executor {executor!r}; valid: {valid}")
     if host_cache < 0:
         raise HadisError(f"--host-cache must be >= 0 models, got {host_cache}")
-    prof = load_profile(profile)
+    prof = with_device_memory(load_profile(profile), device_memory)
     chosen = serving_choices(
         prof, executor=executor, router=router, discriminator=discriminator, slo_s=slo
     )

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hadis.cli.common import (
     BATCH_WAIT_HELP,
+    DEVICE_MEMORY_OPTION,
     POINT_SECONDS_OPTION,
     PROFILE_OPTION,
     QPS_OPTION,
@@ -21,6 +22,7 @@ from hadis.cli.common import (
     err_console,
     summary_table,
     user_errors,
+    with_device_memory,
 )
 from hadis.cli.trace_cmd import DEFAULT_QPS, resolve_trace
 from hadis.core import config as defaults
@@ -63,6 +65,7 @@ def simulate_command(
         help="Model switch time per worker (s), for models whose profile has no measured "
         "load time.",
     ),
+    device_memory: float | None = DEVICE_MEMORY_OPTION,
     latency_noise: float = typer.Option(0.0, help="Sigma of lognormal batch-latency noise."),
     batch_wait: float = typer.Option(defaults.DEFAULT_BATCH_WAIT, help=BATCH_WAIT_HELP),
     table: str = typer.Option(
@@ -91,7 +94,7 @@ def simulate_command(
     names = check_policies([p.strip() for p in policies.split(",") if p.strip()])
     if out is not None:
         check_output_dir(out, "--out")
-    prof = load_profile(profile)
+    prof = with_device_memory(load_profile(profile), device_memory)
     gpus = gpus if gpus is not None else prof.serving.workers or 16
     slo = slo if slo is not None else prof.serving.slo_s or 60.0
     if solver not in SOLVERS:
@@ -162,6 +165,7 @@ def simulate_command(
                 "window_s": window,
                 "drop_factor": drop_factor,
                 "switch_delay_s": switch_delay,
+                "device_memory_gib": prof.device_memory_gib,
                 "latency_noise": latency_noise,
                 "batch_wait": batch_wait,
                 "table": table,

@@ -32,7 +32,6 @@ from typing import Protocol
 from hadis.core.commands import Command, Dispatch, LoadModel, may_escalate
 from hadis.core.config import EngineConfig
 from hadis.core.cuts import DiscriminatorCut, RouterCut
-from hadis.core.host_memory import switch_seconds
 from hadis.core.plan import Plan
 from hadis.core.query import (
     DIRECT,
@@ -44,6 +43,7 @@ from hadis.core.query import (
     DropReason,
     Query,
 )
+from hadis.core.residency import Residency, switch_seconds
 from hadis.core.snapshot import EngineSnapshot, WorkerView
 from hadis.errors import HadisError
 from hadis.profiles import Profile
@@ -91,11 +91,11 @@ class Worker:
         "running",
         "started_s",
         "scored",
-        "host",
+        "kept",
         "alive",
     )
 
-    def __init__(self, wid: int) -> None:
+    def __init__(self, wid: int, kept: Residency) -> None:
         self.wid = wid
         self.assigned: str | None = None
         self.loaded: str | None = None
@@ -106,7 +106,7 @@ class Worker:
         self.running: list[Query] = []
         self.started_s = 0.0
         self.scored = False  # its running batch's images are scored (it may escalate)
-        self.host: list[str] = []  # models it keeps in host memory, most recent first
+        self.kept = kept  # the models it keeps on its device and in host memory
         self.alive = True  # False: lost (died, quarantined) until worker_back
 
 
@@ -127,7 +127,7 @@ class Engine:
         self.router = router
         self.discriminator = discriminator
         self.listener = listener or NullListener()
-        self.workers = [Worker(i) for i in range(workers)]
+        self.workers = [Worker(i, Residency(profile, config.host_cache)) for i in range(workers)]
         # per model: heap of (arrival_s, qid, query), i.e. earliest deadline first
         self.queues: dict[str, list[tuple[float, int, Query]]] = {
             m.name: [] for m in profile.models
@@ -393,7 +393,7 @@ class Engine:
             self.free[w.assigned].remove(w.wid)
         w.assigned = w.loaded = w.loading = None
         w.switching = False
-        w.host.clear()  # a replacement process starts with nothing in memory
+        w.kept.clear()  # a replacement process starts with nothing in memory
         return self._requeue(now, batch)
 
     def worker_back(self, now: float, worker: int) -> list[Command]:
@@ -409,7 +409,7 @@ class Engine:
     def add_worker(self) -> int:
         """A new worker slot (the cluster grew), not alive yet: `worker_back` brings it in
         once its process is ready. Returns its id."""
-        w = Worker(len(self.workers))
+        w = Worker(len(self.workers), Residency(self.profile, self.config.host_cache))
         w.alive = False
         self.workers.append(w)
         return w.wid
@@ -438,20 +438,16 @@ class Engine:
         return self._fill(now, w.assigned)
 
     def _start_switch(self, now: float, w: Worker) -> LoadModel:
-        """The worker moves to its assigned model: the one on its device goes to host
-        memory (up to host_cache models, most recent first), so moving back is a reload;
-        the switch is expected to take the profile's load or reload time for the model
-        (the configured switch delay where the profile has none)."""
+        """The worker moves to its assigned model; the one on its device stays there when
+        the profile says both fit, else goes to host memory (core/residency.py). The
+        switch is expected to take nothing from the device, the profile's reload time from
+        host memory, its load time from disk (the configured switch delay where the
+        profile has none)."""
         target = w.assigned
         assert target is not None
-        leaving = self._variants[w.loaded] if w.loaded is not None else None
-        expected = switch_seconds(
-            w.host,
-            leaving,
-            self._variants[target],
-            self.config.host_cache,
-            self.config.switch_delay_s,
-        )
+        variant = self._variants[target]
+        found = w.kept.move(variant)
+        expected = switch_seconds(found, variant, self.config.switch_delay_s)
         w.switching = True
         w.loading = target
         self._ready = None
@@ -519,23 +515,35 @@ class Engine:
             raise HadisError(
                 f"plan needs {sum(want.values())} workers, engine has {len(self.workers)}"
             )
-        # Keep workers whose assignment still fits; prefer those with the model loaded.
+        # Keep workers whose assignment still fits: those with the model loaded first, and
+        # of those, the ones that keep no other wanted model on their device (they may
+        # move to it for free).
+        wanted = {self._variants[m].weights: m for m in want}
+
+        def on_device(w: Worker) -> str | None:  # a wanted model it keeps beside its own
+            return next((wanted[k] for k in w.kept.device[1:] if k in wanted), None)
+
         keep: dict[int, str] = {}
         alive = [w for w in self.workers if w.alive]
-        ranked = sorted(alive, key=lambda w: (w.assigned != w.loaded, w.wid))
+        ranked = sorted(
+            alive, key=lambda w: (w.assigned != w.loaded, on_device(w) is not None, w.wid)
+        )
         for w in ranked:
             if w.assigned in want and want[w.assigned] > 0:
                 want[w.assigned] -= 1
                 keep[w.wid] = w.assigned
-        # Then workers that already hold a wanted model in memory, then the rest.
+        # Then workers that already run a wanted model, then those that keep one on their
+        # device, then the rest.
         spare = [w for w in alive if w.wid not in keep]
-        spare.sort(key=lambda w: (not (w.loaded in want and want[w.loaded] > 0), w.wid))
         targets = [m for m, n in want.items() for _ in range(n)]
+        spare.sort(key=lambda w: (want.get(w.loaded or "", 0) <= 0, on_device(w) is None, w.wid))
         out: list[Command] = []
         for w in spare:
             target = None
             if w.loaded in targets:
                 target = w.loaded
+            elif (kept := on_device(w)) in targets:
+                target = kept
             elif targets:
                 target = targets[0]
             if target is not None:

@@ -71,6 +71,9 @@ class ModelSpec(_Strict):
     reload_s: float | None = Field(
         default=None, ge=0, description="seconds to move it back from host memory"
     )
+    memory_gib: float | None = Field(
+        default=None, gt=0, description="device memory its weights take once loaded (GiB)"
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("latency_s")
@@ -109,6 +112,9 @@ class ProfileSpec(_Strict):
     description: str = ""
     provenance: str = ""
     gpu_type: str = Field(min_length=1)
+    device_memory_gib: float | None = Field(
+        default=None, gt=0, description="device memory a worker may fill with weights (GiB)"
+    )
     metric: MetricSpec
     batch_latency_rule: BatchRuleSpec = Field(default_factory=BatchRuleSpec)
     models: list[ModelSpec] = Field(min_length=1)
@@ -142,6 +148,7 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
             extra=m.extra,
             load_s=m.load_s,
             reload_s=m.reload_s,
+            memory_gib=m.memory_gib,
         )
         for m in spec.models
     )
@@ -155,6 +162,7 @@ def profile_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Profile:
         description=spec.description,
         provenance=spec.provenance,
         serving=ServingDefaults(**spec.serving.model_dump()),
+        device_memory_gib=spec.device_memory_gib,
     )
 
 
@@ -171,6 +179,11 @@ def profile_to_dict(profile: Profile, batch_rule_note: str | None = None) -> dic
         "description": profile.description,
         "provenance": profile.provenance,
         "gpu_type": profile.gpu_type,
+        **(
+            {"device_memory_gib": profile.device_memory_gib}
+            if profile.device_memory_gib is not None
+            else {}
+        ),
         "metric": {"name": profile.metric.name, "direction": profile.metric.direction.value},
         "batch_latency_rule": {"kind": "linear", "factor": rule.factor, "note": note},
         "models": [
@@ -182,7 +195,11 @@ def profile_to_dict(profile: Profile, batch_rule_note: str | None = None) -> dic
                 "max_batch": m.max_batch,
                 **{
                     k: v
-                    for k, v in (("load_s", m.load_s), ("reload_s", m.reload_s))
+                    for k, v in (
+                        ("load_s", m.load_s),
+                        ("reload_s", m.reload_s),
+                        ("memory_gib", m.memory_gib),
+                    )
                     if v is not None
                 },
                 "extra": dict(m.extra),

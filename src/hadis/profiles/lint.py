@@ -171,6 +171,17 @@ def _semantic(spec: ProfileSpec) -> list[Issue]:
         issues.append(
             Issue("warning", "configs", "no configuration rows: only single-model plans exist")
         )
+    if spec.device_memory_gib is not None:
+        for i, m in enumerate(spec.models):
+            if m.memory_gib is None:
+                issues.append(
+                    Issue(
+                        "warning",
+                        f"models[{i}].memory_gib",
+                        "missing while device_memory_gib is set: this model never shares a "
+                        "device with another",
+                    )
+                )
     return issues
 
 

@@ -64,6 +64,9 @@ class ModelVariant:
     # from before; a run then charges its --switch-delay).
     load_s: float | None = None
     reload_s: float | None = None
+    # Device memory (GiB) the model's weights take once loaded (measured by the profiler).
+    # None: not measured; the model then never shares a device with another.
+    memory_gib: float | None = None
 
     @property
     def weights(self) -> str:
@@ -173,6 +176,10 @@ class Profile:
     description: str = ""
     provenance: str = ""
     serving: ServingDefaults = ServingDefaults()
+    # Device memory (GiB) a worker may fill with models' weights: the GPU's memory less
+    # what the largest batch needs to run. A worker keeps models it moved off on its device
+    # while their `memory_gib` fits (core/residency.py). None: one model per device.
+    device_memory_gib: float | None = None
 
     @cached_property
     def model_by_name(self) -> dict[str, ModelVariant]:

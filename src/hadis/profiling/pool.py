@@ -30,6 +30,10 @@ class PoolSpec(BaseModel):
     batch_sizes: list[int] = Field(default=[1, 2, 4])
     device: str = "cpu"
     dtype: str = "float32"
+    # device memory (GiB) a worker may fill with the variants' weights (the GPU's memory
+    # less what the largest batch needs); written to the profile, which then lets a worker
+    # keep several variants on its device (core/residency.py). None: one per device.
+    device_memory_gib: float | None = Field(default=None, gt=0)
 
 
 def load_pool(path: str | Path) -> PoolSpec:

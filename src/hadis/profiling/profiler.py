@@ -43,20 +43,25 @@ def measure_loads(
     make_executor: Callable[[], Any], variants: list[tuple[str, str]]
 ) -> dict[str, list[float | None]]:
     """Per variant [seconds to load it from disk, seconds to move it back from host
-    memory], each measured once on a fresh executor (with a host cache of one): load it,
-    load a variant of another source (which puts it in host memory), load it again. The
-    reload is None when every variant shares one source (switching between them moves
-    nothing)."""
+    memory, GiB its weights take], each measured once on a fresh executor (with a host
+    cache of one): load it, load a variant of another source (which puts it in host
+    memory), load it again. The reload is None when every variant shares one source
+    (switching between them moves nothing)."""
     out: dict[str, list[float | None]] = {}
     for name, source in variants:
         other = next((n for n, s in variants if s != source), None)
         executor = make_executor()
         disk = executor.load(name)
+        memory = executor.memory_gib()
         reload = None
         if other is not None:
             executor.load(other)
             reload = executor.load(name)
-        out[name] = [round(disk, 4), None if reload is None else round(reload, 4)]
+        out[name] = [
+            round(disk, 4),
+            None if reload is None else round(reload, 4),
+            round(memory, 4),
+        ]
     return out
 
 
@@ -169,12 +174,13 @@ def build_profile(
             lat_file.write_text(json.dumps(latency, indent=1))
         progress("latency", i + 1, len(order))
 
-    # 1b. model switch times, from disk and from host memory (cached)
+    # 1b. model switch times, from disk and from host memory, and the memory the weights
+    # take (cached; a cache from before the memory was measured is measured again)
     load_file = workdir / "load.json"
     loads: dict[str, list[float | None]] = (
         json.loads(load_file.read_text()) if load_file.exists() else {}
     )
-    if set(loads) != {v.name for v in order}:
+    if set(loads) != {v.name for v in order} or any(len(x) < 3 for x in loads.values()):
         loads = measure_loads(
             lambda: DiffusersExecutor(stub, spec.device, spec.dtype, local_files_only, 1),
             [(v.name, bundled.resolve(v.source)) for v in order],
@@ -269,12 +275,14 @@ def build_profile(
             extra={"latency_p95_s": {b: m[1] for b, m in latency[v.name].items()}},
             load_s=loads[v.name][0],
             reload_s=loads[v.name][1],
+            memory_gib=loads[v.name][2] or None,
         )
         for v in order
     )
     profile = Profile(
         name=spec.name,
         gpu_type=spec.gpu_type,
+        device_memory_gib=spec.device_memory_gib,
         metric=Metric("FID", Direction.LOWER),
         models=models,
         configs=tuple(rows),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import itertools
 import json
 import logging
 import time
@@ -23,9 +24,9 @@ from PIL import Image, ImageDraw
 
 from hadis import bundled
 from hadis.core.config import HOST_CACHE, SWITCH_DELAY_S
-from hadis.core.host_memory import switch_seconds
+from hadis.core.residency import Residency, switch_seconds
 from hadis.errors import HadisError
-from hadis.profiles import Profile
+from hadis.profiles import ModelVariant, Profile
 from hadis.registry import Registry
 
 
@@ -70,9 +71,10 @@ def placeholder_png(model: str, size: tuple[int, int]) -> bytes:
 
 class ProfileExecutor:
     """Load-testing executor: waits the profiled batch latency x time_scale and returns
-    labelled placeholder images. A model switch waits the profile's load time (its reload
-    time when the model is among the last `host_cache` it held), else switch_delay_s,
-    x time_scale: what the engine expects (Engine._start_switch).
+    labelled placeholder images. A model switch waits what the engine expects
+    (Engine._start_switch, core/residency.py): nothing for a model kept on the device, the
+    profile's reload time for one kept in host memory (among the last `host_cache`), its
+    load time from disk, else switch_delay_s; x time_scale.
 
     For load tests and sim-vs-live parity only; it never generates real images.
     """
@@ -92,16 +94,12 @@ class ProfileExecutor:
         self.time_scale = time_scale
         self.switch_delay_s = switch_delay_s
         self.host_cache = host_cache
-        self._loaded: str | None = None
-        self._host: list[str] = []  # most recent first
+        self._kept = Residency(profile, host_cache)
 
     def load(self, model: str) -> float:
         start = time.perf_counter()
-        leaving = self.profile.model(self._loaded) if self._loaded is not None else None
-        seconds = switch_seconds(
-            self._host, leaving, self.profile.model(model), self.host_cache, self.switch_delay_s
-        )
-        self._loaded = model
+        variant = self.profile.model(model)
+        seconds = switch_seconds(self._kept.move(variant), variant, self.switch_delay_s)
         time.sleep(seconds * self.time_scale)
         return time.perf_counter() - start
 
@@ -149,11 +147,12 @@ def _quiet_model_loading() -> None:
 class DiffusersExecutor:
     """Runs real diffusers pipelines: `DiffusionPipeline.from_pretrained(source)` of the
     profile's model (a model id or a local path), with the profile's steps and guidance,
-    per-query seeds, on `device` in `dtype`. Keeps one pipeline on the device per worker;
-    moving between variants of the same source (other steps or guidance) reloads nothing,
-    and the last `host_cache` pipelines it moved off stay in host memory (on the CPU), so
+    per-query seeds, on `device` in `dtype`. Moving between variants of the same source
+    (other steps or guidance) reloads nothing. The pipelines it moves off stay on the
+    device while the profile says their weights fit there (`device_memory_gib`), so moving
+    back costs nothing; the last `host_cache` others stay in host memory (on the CPU), so
     moving back is a copy to the device, not a load from disk (each costs host RAM: a
-    pipeline's size in its dtype).
+    pipeline's size in its dtype). The rule is the engine's (core/residency.py).
     """
 
     name = "diffusers"
@@ -187,43 +186,60 @@ class DiffusersExecutor:
         self.local_files_only = local_files_only
         self.host_cache = host_cache
         self._model: str | None = None
-        self._source: str | None = None
         self._pipe = None
-        self._host: dict[str, Any] = {}  # source -> pipeline on the CPU, oldest first
+        self._kept = Residency(profile, host_cache)
+        self._pipes: dict[str, Any] = {}  # weights -> pipeline, on the device or the CPU
 
     def load(self, model: str) -> float:
+        start = time.perf_counter()
+        variant = self.profile.model(model)
+        weights = variant.weights
+        if weights not in self._pipes:  # neither on the device nor in host memory
+            self._pipes[weights] = self._from_disk(variant)
+        self._kept.move(variant)
+        # off the device first (what no longer fits frees its memory), then onto it
+        for w in list(self._pipes):
+            if w in self._kept.host:
+                self._pipes[w] = self._pipes[w].to("cpu")
+            elif w not in self._kept.device:
+                del self._pipes[w]
+        for w in self._kept.device:
+            self._pipes[w] = self._pipes[w].to(self.device)
+        self._pipe = self._pipes[weights]
+        self._model = model
+        return time.perf_counter() - start
+
+    def memory_gib(self) -> float:
+        """Memory (GiB) the active pipeline's weights take: its modules' parameters and
+        buffers, in the dtype they were loaded in (what `ModelVariant.memory_gib` says)."""
+        import torch
+
+        total = 0
+        for part in getattr(self._pipe, "components", {}).values():
+            if isinstance(part, torch.nn.Module):
+                tensors = itertools.chain(part.parameters(), part.buffers())
+                total += sum(t.numel() * t.element_size() for t in tensors)
+        return total / 2**30
+
+    def _from_disk(self, variant: ModelVariant) -> Any:
         import diffusers
         import torch
 
-        start = time.perf_counter()
-        variant = self.profile.model(model)
         # diffusers >= 0.40 renamed torch_dtype to dtype
         dtype_key = "dtype" if _version_at_least(diffusers.__version__, 0, 40) else "torch_dtype"
         source = bundled.resolve(variant.source)  # type: ignore[arg-type]
-        if self._pipe is not None and source == self._source:
-            self._model = model  # variants of one model differ only in steps and guidance
-            return time.perf_counter() - start
-        pipe = self._host.pop(source, None)  # in host memory: no disk read
-        if self._pipe is not None and self.host_cache > 0:  # keep the current one there
-            assert self._source is not None
-            self._host[self._source] = self._pipe.to("cpu")
-            while len(self._host) > self.host_cache:
-                self._host.pop(next(iter(self._host)))
-        self._pipe = None
-        if pipe is None:
-            try:
-                pipe = pipeline_class(source).from_pretrained(
-                    source,
-                    local_files_only=self.local_files_only,
-                    **{dtype_key: getattr(torch, self.dtype)},
-                )
-            except Exception as e:
-                raise HadisError(f"cannot load model {model!r} from {variant.source!r}: {e}") from e
-            pipe.set_progress_bar_config(disable=True)
-        self._pipe = pipe.to(self.device)
-        self._model = model
-        self._source = source
-        return time.perf_counter() - start
+        try:
+            pipe = pipeline_class(source).from_pretrained(
+                source,
+                local_files_only=self.local_files_only,
+                **{dtype_key: getattr(torch, self.dtype)},
+            )
+        except Exception as e:
+            raise HadisError(
+                f"cannot load model {variant.name!r} from {variant.source!r}: {e}"
+            ) from e
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def generate(
         self, model: str, prompts: list[str], seeds: list[int], size: tuple[int, int]
