@@ -159,7 +159,7 @@ def test_the_plan_in_force_needs_no_margin_while_it_weathers_the_bursts(r0_profi
     plan in force fails and is left for faster, worse models. It is judged at the
     request's demand when it weathers the window's tick rates and a period more at that
     demand, and at the margin when it does not (a burst it cannot carry, a demand far
-    above its capacity)."""
+    above its capacity) or when it does not carry the demand estimate."""
     from hadis.engine.controller import Snapshot
 
     ctl = controller(r0_profile, 30.0)
@@ -170,7 +170,7 @@ def test_the_plan_in_force_needs_no_margin_while_it_weathers_the_bursts(r0_profi
     margin = estimate * req.overprovision
     assert margin > cap  # at the margin, the plan in force would not carry it
 
-    def judged(rates, demand=req.demand_qps):
+    def judged(rates, demand=req.demand_qps, estimate=estimate):
         state = Snapshot(gpus_by_weights(r0_profile, now.gpus), {}, tuple(rates), 0.0, estimate)
         return ctl._in_force_qps(dataclasses.replace(req, demand_qps=demand), now, state)
 
@@ -180,3 +180,7 @@ def test_the_plan_in_force_needs_no_margin_while_it_weathers_the_bursts(r0_profi
     # a period at a demand above its capacity: weathered while its queue keeps the SLO
     assert judged(calm, demand=1.1 * cap) == pytest.approx(1.1 * cap)
     assert judged(calm, demand=1.3 * cap) == pytest.approx(margin)  # its queue does not
+    # ... but not when the steady demand (the estimate) is above its capacity: its queue
+    # would grow period after period until a forced change came too late
+    over = 1.05 * cap
+    assert judged(calm, demand=1.1 * cap, estimate=over) == pytest.approx(over * ctl.overprovision)
