@@ -15,6 +15,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from hadis.core.residency import Found
 from hadis.profiles import load_profile
 from hadis.serve import ServeConfig, build_app, panels
 from hadis.serve.panels import Query
@@ -29,6 +30,7 @@ BOUNDED_LABELS = {
     "path": {"light", "direct-heavy", "escalated"},
     "state": {"busy", "idle", "switching", "restarting", "failed"},
     "reason": {"start", "period", "backlog", "workers"},
+    "found": {f.value for f in Found},
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 
 import httpx
 import pytest
@@ -151,6 +152,8 @@ def test_health_ready_models_plan_metrics(paper_profile):
     ):
         assert name in text, name
     assert 'hadis_requests_total{outcome="ok"} 1.0' in text
+    # the first loads come from disk (core/residency.py)
+    assert re.search(r'hadis_model_switches_total\{found="disk",model="[^"]+"\} [1-9]', text)
 
 
 def test_not_ready_is_503(paper_profile):

@@ -34,6 +34,7 @@ class Residency:
             self._memory[m.weights] = max(known) if known else None
         self.device: list[str] = []
         self.host: list[str] = []
+        self.last: Found | None = None  # where the last move found its model
 
     def move(self, target: ModelVariant) -> Found:
         """Make `target` the active model and say where its weights were. The models that
@@ -41,6 +42,7 @@ class Residency:
         memory, where the oldest beyond `host_cache` are dropped."""
         weights = target.weights
         if self.device and self.device[0] == weights:
+            self.last = Found.ACTIVE
             return Found.ACTIVE
         if weights in self.device:
             found = Found.DEVICE
@@ -54,6 +56,7 @@ class Residency:
         while len(self.device) > 1 and not self.fits(self.device):
             self.host.insert(0, self.device.pop())
         del self.host[self.host_cache :]
+        self.last = found
         return found
 
     def fits(self, weights: list[str]) -> bool:

@@ -12,8 +12,9 @@ class ServiceListener(NullListener):
     def on_arrival(self, now: float, n: int) -> None:
         """n queries were accepted at engine time `now`."""
 
-    def on_switch(self, worker: int, model: str, seconds: float) -> None:
-        """A worker finished loading `model` (real seconds; NaN when unknown)."""
+    def on_switch(self, worker: int, model: str, seconds: float, found: str = "disk") -> None:
+        """A worker finished loading `model` (real seconds; NaN when unknown) from where
+        it found its weights (core/residency.py `Found`: active, device, host or disk)."""
 
     def on_plan_change(self, now: float, plan: Plan, reason: str) -> None:
         """The plan in force changed (pair, fractions, GPUs or batch sizes): start, period

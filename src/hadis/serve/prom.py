@@ -156,6 +156,13 @@ class ServerMetrics(ServiceListener):
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.switches = Counter(
+            "hadis_model_switches",
+            "Model switches by where the worker found the model's weights: active (same "
+            "weights), device (kept beside the active one), host (host memory) or disk",
+            ["model", "found"],
+            registry=r,
+        )
         self.queue_length = Gauge(
             "hadis_queue_length", "Queued queries per model", ["model"], registry=r
         )
@@ -216,7 +223,8 @@ class ServerMetrics(ServiceListener):
             }
         )
 
-    def on_switch(self, worker: int, model: str, seconds: float) -> None:
+    def on_switch(self, worker: int, model: str, seconds: float, found: str = "disk") -> None:
+        self.switches.labels(model, found).inc()
         if seconds == seconds:  # not NaN
             self.switch_latency.labels(model).observe(seconds)
 

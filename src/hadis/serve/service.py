@@ -438,8 +438,10 @@ class LiveService:
         self.run(self.engine.batch_done(now, d.worker, result.confidences))
 
     def model_loaded(self, worker: int, model: str, seconds: float) -> None:
+        last = self.engine.workers[worker].kept.last
+        found = "disk" if last is None else last.value
         for listener in self.listeners:
-            listener.on_switch(worker, model, seconds)
+            listener.on_switch(worker, model, seconds, found)
         self.run(self.engine.worker_ready(self.now(), worker))
         self._check_ready()
 
