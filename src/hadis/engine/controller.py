@@ -335,10 +335,10 @@ class Controller:
         periods at 5.98 q/s of capacity for 6.1-6.7 q/s, 0.0029 violations). The estimate,
         not the request's demand: that leans towards the bursts of the window, which the
         replay judges as they came."""
-        if current.carried_qps < state.estimate_qps:
-            return max(req.demand_qps, state.estimate_qps * req.overprovision)
         ahead = [req.demand_qps] * round(self.config.period_s / self.config.check_s)
-        if weathers(current, req, [*state.rates, *ahead], self.config.check_s):
+        if current.carried_qps >= state.estimate_qps and weathers(
+            current, req, [*state.rates, *ahead], self.config.check_s
+        ):
             return req.demand_qps
         return max(req.demand_qps, state.estimate_qps * req.overprovision)
 
