@@ -234,7 +234,8 @@ class Controller:
             tuple(self._rates),
             burst,
             self.demand_qps,
-            engine.committed_weights(),
+            # read only with slow switches (`_switch_aware`): a pass over the workers saved
+            engine.committed_weights() if self.slow_switches else Counter(),
         )
 
     def _switch_aware(

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from hadis import bundled
 from hadis.core.config import HOST_CACHE, SWITCH_DELAY_S
-from hadis.core.residency import Residency, switch_seconds
+from hadis.core.residency import Found, Residency, switch_seconds
 from hadis.errors import HadisError
 from hadis.profiles import ModelVariant, Profile
 from hadis.registry import Registry
@@ -93,7 +93,6 @@ class ProfileExecutor:
         self.profile = profile
         self.time_scale = time_scale
         self.switch_delay_s = switch_delay_s
-        self.host_cache = host_cache
         self._kept = Residency(profile, host_cache)
 
     def load(self, model: str) -> float:
@@ -184,7 +183,6 @@ class DiffusersExecutor:
         self.device = device
         self.dtype = dtype
         self.local_files_only = local_files_only
-        self.host_cache = host_cache
         self._model: str | None = None
         self._pipe = None
         self._kept = Residency(profile, host_cache)
@@ -196,15 +194,15 @@ class DiffusersExecutor:
         weights = variant.weights
         if weights not in self._pipes:  # neither on the device nor in host memory
             self._pipes[weights] = self._from_disk(variant)
-        self._kept.move(variant)
-        # off the device first (what no longer fits frees its memory), then onto it
-        for w in list(self._pipes):
-            if w in self._kept.host:
-                self._pipes[w] = self._pipes[w].to("cpu")
-            elif w not in self._kept.device:
-                del self._pipes[w]
-        for w in self._kept.device:
-            self._pipes[w] = self._pipes[w].to(self.device)
+        if self._kept.move(variant) is not Found.ACTIVE:  # else: the same pipeline
+            # off the device first (what no longer fits frees its memory), then onto it
+            for w in list(self._pipes):
+                if w in self._kept.host:
+                    self._pipes[w] = self._pipes[w].to("cpu")
+                elif w not in self._kept.device:
+                    del self._pipes[w]
+            for w in self._kept.device:
+                self._pipes[w] = self._pipes[w].to(self.device)
         self._pipe = self._pipes[weights]
         self._model = model
         return time.perf_counter() - start
