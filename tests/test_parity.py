@@ -1,16 +1,26 @@
 """Sim-vs-live parity: the same trace and seed through `simulate` and the live server."""
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
 from hadis.loadgen import replay
+from hadis.profiles import Profile
 from hadis.serve import ServeConfig, build_app
+from hadis.serve.listener import ServiceListener
 from hadis.sim.simulator import SimConfig, initial_demand, simulate
 from hadis.sim.trace import Trace, azure_functions
 
-TIME_SCALE = 0.05  # 20x faster than real time: SLO 60 s -> 3 s
+# 10x faster than real time: SLO 60 s -> 6 s. At 20x, a 5 ms Ray round trip per batch
+# was 0.1 s of profile time (2-5% of a batch) and the host's stalls counted 20-fold: the
+# Ray run's FID gap sat at 1.5% on an idle machine and crossed 2.5% on a busy CI one.
+TIME_SCALE = 0.1
+# Mean batch overrun (profile seconds) above which the host did not keep pace with the
+# time scale; measured 0.04-0.05 on an idle 2-core machine, in-process and through Ray.
+HOST_PACE_S = 0.15
 
 
 def peak_slice() -> Trace:
@@ -20,7 +30,29 @@ def peak_slice() -> Trace:
     return Trace(full.arrival_s[keep] - 1800, full.prompt_id[keep], name="slice")
 
 
-def live_and_simulated(profile, make_app, time_scale: float = TIME_SCALE):
+@dataclass
+class BatchOverrun(ServiceListener):
+    """How far the live batches ran past their profiled latency (profile seconds): the
+    host's own delays (event-loop stalls, RPCs), which the simulator does not have."""
+
+    profile: Profile
+    overruns: list[float] = field(default_factory=list)
+
+    def on_batch(self, worker: int, model: str, size: int, start_s: float, end_s: float) -> None:
+        if model:
+            expected = self.profile.model(model).batch_latency_s(size)
+            self.overruns.append(end_s - start_s - expected)
+
+    @property
+    def mean_s(self) -> float:
+        return sum(self.overruns) / max(1, len(self.overruns))
+
+    def __str__(self) -> str:
+        worst = max(self.overruns, default=0.0)
+        return f"{len(self.overruns)} batches, overrun mean {self.mean_s:.3f} s, max {worst:.2f} s"
+
+
+def live_and_simulated(profile, make_app: Callable, time_scale: float = TIME_SCALE):
     """The peak slice replayed over HTTP against `make_app(config)` and simulated."""
     trace = peak_slice()
     sim_cfg = SimConfig(gpus=16, slo_s=60.0, seed=0)
@@ -33,9 +65,11 @@ def live_and_simulated(profile, make_app, time_scale: float = TIME_SCALE):
         initial_demand_qps=initial_demand(trace, sim_cfg),
     )
     app = make_app(cfg)
+    overrun = BatchOverrun(profile)
 
     async def go():
         async with app.router.lifespan_context(app):
+            app.state.service.listeners.append(overrun)
             while not app.state.service.ready:
                 await asyncio.sleep(0.01)
             return await replay(
@@ -48,26 +82,40 @@ def live_and_simulated(profile, make_app, time_scale: float = TIME_SCALE):
                 transport=httpx.ASGITransport(app=app),
             )
 
-    return asyncio.run(go()), sim, trace
+    return asyncio.run(go()), sim, trace, overrun
 
 
-def assert_parity(live, sim, trace) -> None:
-    assert live.queries == sim.queries == len(trace)
+def parity_errors(live, sim, trace) -> list[str]:
     # Stated tolerance: violation ratio within 0.02 absolute, served quality within 2.5%.
-    # Measured: FID 23.82 simulated vs 24.00 live, 23.94-24.12 through Ray (at most 1.3%;
-    # before the switch-aware controller 24.04 vs 24.05-24.06, 0.9% with a second run
-    # competing for the 2 cores), 0 violations in both. The gap comes from the controller:
-    # live ticks see arrivals shifted by HTTP and scheduling delays (x20 at this time
-    # scale), so the demand estimate differs slightly and the planner picks other,
-    # near-tied configurations.
-    assert abs(live.violation_ratio - sim.violation_ratio) <= 0.02
-    assert abs(live.quality - sim.quality) <= 0.025 * sim.quality
-    assert live.http_status.get("200", 0) >= 0.97 * len(trace)
+    # The gap comes from the controller: live ticks see arrivals shifted by HTTP and
+    # scheduling delays, so the demand estimate differs slightly and the planner picks
+    # other, near-tied configurations (measured numbers: README, "Sim-vs-live parity").
+    errors = []
+    if not live.queries == sim.queries == len(trace):
+        errors.append(f"queries: live {live.queries}, simulated {sim.queries}, {len(trace)}")
+    if abs(live.violation_ratio - sim.violation_ratio) > 0.02:
+        errors.append(f"violations: live {live.violation_ratio}, simulated {sim.violation_ratio}")
+    if abs(live.quality - sim.quality) > 0.025 * sim.quality:
+        errors.append(f"FID: live {live.quality:.3f}, simulated {sim.quality:.3f}")
+    if live.http_status.get("200", 0) < 0.97 * len(trace):
+        errors.append(f"HTTP statuses: {live.http_status}")
+    return errors
+
+
+def check_parity(profile, make_app: Callable) -> None:
+    """Parity at TIME_SCALE; when it misses and the host fell behind that pace (a busy
+    machine: its stalls count time_scale-fold), once more at half the speed."""
+    live, sim, trace, overrun = live_and_simulated(profile, make_app)
+    errors = parity_errors(live, sim, trace)
+    if errors and overrun.mean_s > HOST_PACE_S:
+        first = f"first at time scale {TIME_SCALE}: {'; '.join(errors)} ({overrun})"
+        live, sim, trace, overrun = live_and_simulated(profile, make_app, 2 * TIME_SCALE)
+        errors = parity_errors(live, sim, trace)
+        if errors:
+            errors.append(first)
+    assert not errors, f"{'; '.join(errors)} ({overrun})"
 
 
 @pytest.mark.slow
 def test_live_server_matches_simulator(paper_profile):
-    live, sim, trace = live_and_simulated(
-        paper_profile, lambda cfg: build_app(paper_profile, cfg, executor="profile")
-    )
-    assert_parity(live, sim, trace)
+    check_parity(paper_profile, lambda cfg: build_app(paper_profile, cfg, executor="profile"))

@@ -148,10 +148,7 @@ def test_hung_worker_is_killed_by_the_watchdog(paper_profile):
 
 
 def test_paper_slice_through_ray_matches_the_simulator(paper_profile):
-    from tests.test_parity import assert_parity, live_and_simulated
+    from tests.test_parity import check_parity
 
     # the in-process parity test's slice, time scale and tolerances (tests/test_parity.py)
-    served, sim, trace = live_and_simulated(
-        paper_profile, lambda cfg: _ray_app(paper_profile, cfg, "profile")
-    )
-    assert_parity(served, sim, trace)
+    check_parity(paper_profile, lambda cfg: _ray_app(paper_profile, cfg, "profile"))
