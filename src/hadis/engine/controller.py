@@ -5,7 +5,9 @@ Clock-agnostic like the engine: the driver calls `observe_arrival(now)` on each 
 when some model's backlog needs more than backlog_fraction x SLO to drain at the planned
 capacity (the research code waited for the next period while queues grew). Demand is an
 EWMA, updated every tick, of the arrival rate (arrivals per second, not in-flight counts);
-an early re-plan uses the last tick's rate when that is higher. Queue lengths and
+an early re-plan uses the last tick's rate when that is higher (with quick switches, a
+lower demand when the plan for it absorbs that rate on its queues: `_absorbing_spike`).
+Queue lengths and
 per-model arrival rates come from the engine. If the policy raises, the last good plan
 stays in force. Slow model switches shape the request too: plans keep a capacity reserve
 for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 # plans the policy ranks for a re-plan that would load models: enough to reach, past the
 # plans that load the most, one that keeps what is loaded (paper table: a few ms)
 RANKED_PLANS = 32
+# with quick switches, how long (in SLOs) a backlog re-plan expects a spike's rate to last
+# (`Controller._absorbing_spike`; measured: docs/planner.md)
+SPIKE_SLOS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +57,9 @@ class Snapshot:
     ages: dict[str, float]  # per model, how long its oldest queued query has waited
     rates: tuple[float, ...] = ()  # the arrival rate of each tick over the burst window
     burst_qps: float = 0.0  # the burst plans lean towards (`Controller._burst_demand`)
-    estimate_qps: float = 0.0  # the demand estimate (EWMA)
+    estimate_qps: float = 0.0  # the demand estimate (EWMA; on a backlog re-plan, raised)
+    ewma_qps: float = 0.0  # the EWMA itself (on a backlog re-plan, before it was raised)
+    tick_qps: float = 0.0  # the arrival rate over the last tick (0: not measured)
     # per set of weights some worker is moving to, the workers assigned to it
     # (`Engine.committed_weights`)
     committed: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -127,6 +134,7 @@ class Controller:
             self.demand_qps = a * short_rate + (1 - a) * self.demand_qps
         else:
             self.demand_qps, self._measured = short_rate, True
+        ewma = self.demand_qps
         elapsed = now - self._since
         if elapsed <= 0 or self.engine.live_workers() == 0:
             return None
@@ -149,7 +157,7 @@ class Controller:
         self._enqueued_at_last = dict(enq)
         self._since = now
         burst = self._burst_qps(short_rate)
-        self._state = self._snapshot(now, burst)
+        self._state = self._snapshot(now, burst, ewma, short_rate)
         return self._request(
             {m: r for m, r in per_model.items() if r > 0}, self._burst_demand(burst)
         )
@@ -212,21 +220,68 @@ class Controller:
         plan = None
         if self.slow_switches and self.plan is not None and state.rates:
             req, plan = weathering_request(self.policy.plan, req, state.rates, self.config.check_s)
+        elif self.reason == "backlog" and self.plan is not None:
+            absorbed = self._absorbing_spike(req, state, rising)
+            if absorbed is not None:
+                return self._counted(*absorbed, state, req)
         try:
             plan = self.policy.plan(req) if plan is None else plan
         except Exception:  # keep serving with the last good plan
             self.failures += 1
             log.exception("planner %s failed; keeping the last plan", self.policy.name)
             return None
+        return self._counted(self._adoptable(req, plan, state, rising), plan, state, req)
+
+    def _adoptable(self, req: PlanRequest, plan: Plan, state: Snapshot, rising: bool) -> Plan:
+        """The policy's plan, or when it loads models what `_switch_aware` chooses."""
         current = self.plan
         fits = current is not None and sum(current.gpus.values()) <= req.gpus
-        if current is None or not fits:
-            return plan
-        if loads_needed(state.held, plan, req.profile) == 0:
+        if current is None or not fits or loads_needed(state.held, plan, req.profile) == 0:
             return plan
         return self._switch_aware(req, current, plan, state, rising)
 
-    def _snapshot(self, now: float, burst: float = 0.0) -> Snapshot:
+    def _counted(self, chosen: Plan, proposed: Plan, state: Snapshot, req: PlanRequest) -> Plan:
+        """Count a re-plan that did not adopt the policy's plan: kept the plan in force, or
+        took one on the loaded weights."""
+        if chosen is not proposed:
+            if chosen is self.plan:
+                self.kept += 1
+            elif loads_needed(state.held, chosen, req.profile) == 0:
+                self.on_loaded_weights += 1
+        return chosen
+
+    def _absorbing_spike(
+        self, req: PlanRequest, state: Snapshot, rising: bool
+    ) -> tuple[Plan, Plan] | None:
+        """With switches quicker than a tick, a backlog re-plan first tries the lowest
+        demand, from the estimate before the spike up to the request's (the last tick's
+        rate), whose plan drains the queue and that rate kept up for SPIKE_SLOS x SLO,
+        each path within the SLO (a fluid replay, planner/burst.py); what it adopts that
+        way (`_adoptable`) must weather the same replay, else the re-plan is made at the
+        request's demand as before. If the spike lasts longer, its backlog brings another
+        re-plan a tick later, and quick switches let that one follow. Planned at the
+        spike's rate with the margin only, a burst that its queues would have absorbed
+        moved workers to faster, worse models and back (robustness suite, 3 s switches,
+        synthetic-6-r0 under strong bursts: FID 21.66 and 22.00 on held-out seeds 4-7 and
+        8-11 against DiffServe's 21.59 and 21.82; docs/planner.md). Returns the plan
+        chosen and the policy's plan."""
+        dt = self.config.check_s
+        ticks = max(1, round(SPIKE_SLOS * req.slo_s / dt))
+        # (no tick measured, as when `decide` runs without `due`: the request's demand)
+        rates = [state.tick_qps or req.demand_qps] * ticks
+        rates[0] += sum(req.queue.values()) / dt  # the backlog, as if it arrived now
+        calm = dataclasses.replace(req, demand_qps=min(state.ewma_qps, req.demand_qps))
+        low_req, low_plan = weathering_request(
+            self.policy.plan, calm, rates, dt, highest=req.demand_qps
+        )
+        if low_plan is None or low_req.demand_qps >= req.demand_qps:
+            return None
+        chosen = self._adoptable(low_req, low_plan, state, rising)
+        return (chosen, low_plan) if weathers(chosen, low_req, rates, dt) else None
+
+    def _snapshot(
+        self, now: float, burst: float = 0.0, ewma: float | None = None, tick: float = 0.0
+    ) -> Snapshot:
         engine = self.engine
         return Snapshot(
             engine.held_weights(),
@@ -234,6 +289,8 @@ class Controller:
             tuple(self._rates),
             burst,
             self.demand_qps,
+            self.demand_qps if ewma is None else ewma,
+            tick,
             # read only with slow switches (`_switch_aware`): a pass over the workers saved
             engine.committed_weights() if self.slow_switches else Counter(),
         )
@@ -314,12 +371,7 @@ class Controller:
                 burst_qps=state.burst_qps,
                 in_force_qps=None if in_force is None else self._in_force_qps(req, current, state),
             )
-        chosen = transition.choose(options, req, in_force)
-        if chosen is current:
-            self.kept += 1
-        elif loads[id(chosen)] == 0:
-            self.on_loaded_weights += 1
-        return chosen
+        return transition.choose(options, req, in_force)
 
     def _in_force_qps(self, req: PlanRequest, current: Plan, state: Snapshot) -> float:
         """With slow switches, the demand the plan in force is judged at: the request's

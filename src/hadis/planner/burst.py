@@ -71,11 +71,12 @@ def weathering_request(
     req: PlanRequest,
     rates: Sequence[float],
     dt: float,
+    highest: float | None = None,
 ) -> tuple[PlanRequest, Plan | None]:
     """The request to plan with so that the plan weathers a replay of `rates`: `req` if
     its plan (`plan_for`, the policy) does, else `req` at the lowest demand between its
-    own and the highest rate replayed whose plan does (bisection); `req` when not even
-    the plan at the highest rate does (a policy whose plan does not follow the demand,
+    own and `highest` (default: the highest rate replayed) whose plan does (bisection);
+    `req` when not even the plan at `highest` does (a policy whose plan does not follow the demand,
     such as INFaaS's one step at a time, then had every option judged at that rate, and
     kept a plan far short of the demand for the rest of a run). Returns the request and
     its plan (None when the policy raised for it: the caller runs the policy again and
@@ -91,7 +92,7 @@ def weathering_request(
 
     lo = req.demand_qps
     low_req, low_plan, ok = attempt(lo)
-    hi = max(rates, default=0.0)
+    hi = max(rates, default=0.0) if highest is None else highest
     if ok or hi <= lo:
         return low_req, low_plan
     best_req, best_plan, ok = attempt(hi)
