@@ -19,7 +19,7 @@ from hadis.sim.trace import Trace, azure_functions
 # Ray run's FID gap sat at 1.5% on an idle machine and crossed 2.5% on a busy CI one.
 TIME_SCALE = 0.1
 # Mean batch overrun (profile seconds) above which the host did not keep pace with the
-# time scale; measured 0.04-0.05 on an idle 2-core machine, in-process and through Ray.
+# time scale; measured on an idle 2-core machine: 0.01 in-process, 0.04-0.06 through Ray.
 HOST_PACE_S = 0.15
 
 

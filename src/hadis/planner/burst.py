@@ -76,9 +76,9 @@ def weathering_request(
     """The request to plan with so that the plan weathers a replay of `rates`: `req` if
     its plan (`plan_for`, the policy) does, else `req` at the lowest demand between its
     own and `highest` (default: the highest rate replayed) whose plan does (bisection);
-    `req` when not even the plan at `highest` does (a policy whose plan does not follow the demand,
-    such as INFaaS's one step at a time, then had every option judged at that rate, and
-    kept a plan far short of the demand for the rest of a run). Returns the request and
+    `req` when not even the plan at `highest` does (a policy whose plan does not follow
+    the demand, such as INFaaS's one step at a time, then had every option judged at that
+    rate, and kept a plan far short of the demand for the rest of a run). Returns the request and
     its plan (None when the policy raised for it: the caller runs the policy again and
     handles the error)."""
 
