@@ -205,9 +205,10 @@ class Controller:
 
         With switches slower than a tick, the plan is made for the lowest demand (at least
         the request's) whose plan weathers the bursts of the burst window without a
-        change (planner/burst.py). A new plan that loads no model is adopted as it is;
-        one that loads models is weighed against the alternatives by what happens while
-        it is adopted (`_switch_aware`)."""
+        change (planner/burst.py); with quicker ones, a backlog re-plan first tries a
+        demand below the spike's rate whose plan absorbs it (`_absorbing_spike`). A new
+        plan that loads no model is adopted as it is; one that loads models is weighed
+        against the alternatives by what happens while it is adopted (`_switch_aware`)."""
         state, self._state = self._state or self._snapshot(self._since), None
         rising = req.demand_qps > self._last_demand
         try:
