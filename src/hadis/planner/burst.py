@@ -78,9 +78,9 @@ def weathering_request(
     own and `highest` (default: the highest rate replayed) whose plan does (bisection);
     `req` when not even the plan at `highest` does (a policy whose plan does not follow
     the demand, such as INFaaS's one step at a time, then had every option judged at that
-    rate, and kept a plan far short of the demand for the rest of a run). Returns the request and
-    its plan (None when the policy raised for it: the caller runs the policy again and
-    handles the error)."""
+    rate, and kept a plan far short of the demand for the rest of a run). Returns the
+    request and its plan (None when the policy raised for it: the caller runs the policy
+    again and handles the error)."""
 
     def attempt(demand: float) -> tuple[PlanRequest, Plan | None, bool]:
         r = dataclasses.replace(req, demand_qps=demand)
