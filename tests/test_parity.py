@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import numpy as np
 import pytest
 
 from hadis.loadgen import Replay, run_replay
@@ -142,3 +143,21 @@ def check_parity(profile, make_app: Callable) -> None:
 @pytest.mark.slow
 def test_live_server_matches_simulator(paper_profile):
     check_parity(paper_profile, lambda cfg: build_app(paper_profile, cfg, executor="profile"))
+
+
+def test_the_parity_slice_is_not_on_a_knife_edge(paper_profile):
+    """The live run differs from the simulation by small timing perturbations; on a slice
+    where those move the simulator's own outcome, parity measures chance (the slice from
+    1,800 s: 0.9% here, 3.2% live). Arrivals jittered by up to 0.2 s and 3% latency noise
+    must leave the slice's simulated FID within 0.5% (a controller change can put it on
+    an edge again: then choose another slice, SLICE_START_S)."""
+    trace = peak_slice()
+    cfg = SimConfig(gpus=16, slo_s=60.0, seed=0)
+    base = simulate(paper_profile, trace, "hadis", cfg).summary
+    assert base.plan_changes >= 1  # the slice exercises re-planning
+    noisy = SimConfig(gpus=16, slo_s=60.0, seed=0, latency_noise=0.03)
+    for k in range(4):
+        jitter = np.random.default_rng(100 + k).uniform(0.0, 0.2, len(trace))
+        shifted = Trace(np.sort(trace.arrival_s + jitter), trace.prompt_id, name="jittered")
+        fid = simulate(paper_profile, shifted, "hadis", noisy).summary.quality
+        assert abs(fid - base.quality) <= 0.005 * base.quality, (k, fid, base.quality)
