@@ -1,3 +1,4 @@
+import csv
 import json
 
 import pytest
@@ -61,6 +62,21 @@ def test_simulate_writes_results_and_plots(tmp_path):
     assert (tmp_path / "timeseries.png").read_bytes()[:4] == b"\x89PNG"
     header = (tmp_path / "queries_hadis.csv").read_text().splitlines()[0]
     assert header == "qid,prompt_id,arrival_s,start_s,finish_s,path,pair,status,late,drop_reason"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for policy in ("hadis", "diffserve"):
+        with open(tmp_path / f"plans_{policy}.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        # the first plan, then one row per change the summary counts
+        assert len(rows) == summary[policy]["plan_changes"] + 1
+        assert float(rows[0]["time_s"]) == 0.0
+        times = [float(r["time_s"]) for r in rows]
+        assert times == sorted(times)
+        for r in rows:
+            gpus = json.loads(r["gpus"])
+            assert 0 < sum(gpus.values()) <= 16 and set(json.loads(r["batch"])) == set(gpus)
+            assert float(r["capacity_qps"]) > 0
+        changed = [(r["config"], r["gpus"], r["batch"]) for r in rows]
+        assert all(a != b for a, b in zip(changed, changed[1:], strict=False))
 
 
 def test_simulate_bad_input_exits_2(tmp_path):

@@ -103,7 +103,7 @@ def summarize(
                 quality=None if math.isnan(wq) else wq,
                 utilisation=float(busy_w / (gpus * length)),
                 gpus=dict(plan.gpus) if plan else {},
-                config=_config_label(plan) if plan else "",
+                config=config_label(plan) if plan else "",
             )
         )
     n_late, n_dropped = int(late.sum()), int(dropped.sum())
@@ -167,7 +167,8 @@ def _plan_at(plans: list[tuple[float, Plan]], t: float) -> Plan | None:
     return current
 
 
-def _config_label(plan: Plan) -> str:
+def config_label(plan: Plan) -> str:
+    """The plan's models and routing in one line (split shares, or light->heavy r, d)."""
     if plan.split:
         return "split " + "/".join(f"{m}:{s:.2f}" for m, s in plan.split.items())
     if plan.heavy is None:
@@ -175,12 +176,20 @@ def _config_label(plan: Plan) -> str:
     return f"{plan.light}->{plan.heavy} r={plan.r:g} d={plan.d:g}"
 
 
+def _plan_key(plan: Plan) -> tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]:
+    return config_label(plan), tuple(sorted(plan.gpus.items())), tuple(sorted(plan.batch.items()))
+
+
+def plan_timeline(plans: list[tuple[float, Plan]]) -> list[tuple[float, Plan]]:
+    """The plans that changed the configuration, GPU assignment or batch sizes, with the
+    time each was adopted (the first plan included; re-adoptions of the same left out)."""
+    out: list[tuple[float, Plan]] = []
+    for at, p in plans:
+        if not out or _plan_key(p) != _plan_key(out[-1][1]):
+            out.append((at, p))
+    return out
+
+
 def _plan_changes(plans: list[tuple[float, Plan]]) -> int:
     """How many times the configuration or GPU assignment actually changed."""
-    changes, last = 0, None
-    for _, p in plans:
-        key = (_config_label(p), tuple(sorted(p.gpus.items())), tuple(sorted(p.batch.items())))
-        if last is not None and key != last:
-            changes += 1
-        last = key
-    return changes
+    return max(0, len(plan_timeline(plans)) - 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hadis.core import RunSummary
+from hadis.engine.metrics import config_label, plan_timeline
 from hadis.errors import HadisError
 from hadis.planner import options_for, policy_names
 from hadis.profiles import Profile
@@ -107,7 +108,8 @@ def save_results(
     runs: dict[str, SimResult],
     run_config: dict[str, Any],
 ) -> list[Path]:
-    """summary.json, windows.csv, queries_<policy>.csv and config.json under `out`
+    """summary.json, windows.csv, queries_<policy>.csv, plans_<policy>.csv and config.json
+    under `out`
     (`summaries` in their JSON form: RunSummary.to_dict)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -195,4 +197,40 @@ def save_results(
                     ]
                 )
         written.append(path)
+        written.append(_save_plans(out / f"plans_{policy}.csv", run))
     return written
+
+
+def _save_plans(path: Path, run: SimResult) -> Path:
+    """Every change of plan the run adopted: when, what it runs and why it was chosen (the
+    demand it was made for, the capacity and quality it promises)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "time_s",
+                "config",
+                "gpus",
+                "batch",
+                "demand_qps",
+                "capacity_qps",
+                "quality",
+                "feasible",
+                "note",
+            ]
+        )
+        for at, p in plan_timeline(run.recorder.plans):
+            w.writerow(
+                [
+                    f"{at:.4f}",
+                    config_label(p),
+                    json.dumps(dict(p.gpus), sort_keys=True),
+                    json.dumps(dict(p.batch), sort_keys=True),
+                    f"{p.demand_qps:.4f}",
+                    f"{p.carried_qps:.4f}",
+                    f"{p.quality:.4f}",
+                    int(p.feasible),
+                    p.note,
+                ]
+            )
+    return path
