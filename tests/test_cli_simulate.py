@@ -68,7 +68,8 @@ def test_simulate_writes_results_and_plots(tmp_path):
             rows = list(csv.DictReader(fh))
         # the first plan, then one row per change the summary counts
         assert len(rows) == summary[policy]["plan_changes"] + 1
-        assert float(rows[0]["time_s"]) == 0.0
+        assert float(rows[0]["time_s"]) == 0.0 and rows[0]["reason"] == "start"
+        assert {r["reason"] for r in rows[1:]} <= {"period", "backlog", "workers"}
         times = [float(r["time_s"]) for r in rows]
         assert times == sorted(times)
         for r in rows:

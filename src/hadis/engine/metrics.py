@@ -29,6 +29,9 @@ class MetricsRecorder:
     queries: list[Query] = field(default_factory=list)
     batches: list[tuple[int, str, int, float, float]] = field(default_factory=list)
     plans: list[tuple[float, Plan]] = field(default_factory=list)
+    # why each plan was made (the controller's reason: start, period, backlog, workers),
+    # where the driver records it (`note_reason`)
+    reasons: list[str] = field(default_factory=list)
 
     def on_query_done(self, q: Query) -> None:
         self.queries.append(q)
@@ -38,6 +41,10 @@ class MetricsRecorder:
 
     def on_plan(self, now: float, plan: Plan) -> None:
         self.plans.append((now, plan))
+
+    def note_reason(self, reason: str) -> None:
+        """The plans recorded since the last call were made for `reason`."""
+        self.reasons.extend([reason] * (len(self.plans) - len(self.reasons)))
 
 
 def served_quality(quality: QualityTable, queries: list[Query]) -> tuple[float, int]:
@@ -180,13 +187,13 @@ def _plan_key(plan: Plan) -> tuple[str, tuple[tuple[str, int], ...], tuple[tuple
     return config_label(plan), tuple(sorted(plan.gpus.items())), tuple(sorted(plan.batch.items()))
 
 
-def plan_timeline(plans: list[tuple[float, Plan]]) -> list[tuple[float, Plan]]:
-    """The plans that changed the configuration, GPU assignment or batch sizes, with the
-    time each was adopted (the first plan included; re-adoptions of the same left out)."""
-    out: list[tuple[float, Plan]] = []
-    for at, p in plans:
-        if not out or _plan_key(p) != _plan_key(out[-1][1]):
-            out.append((at, p))
+def plan_timeline(plans: list[tuple[float, Plan]]) -> list[int]:
+    """Indices of the plans that changed the configuration, GPU assignment or batch sizes
+    (the first plan included; re-adoptions of the same left out)."""
+    out: list[int] = []
+    for i, (_, p) in enumerate(plans):
+        if not out or _plan_key(p) != _plan_key(plans[out[-1]][1]):
+            out.append(i)
     return out
 
 

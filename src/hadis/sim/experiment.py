@@ -202,13 +202,15 @@ def save_results(
 
 
 def _save_plans(path: Path, run: SimResult) -> Path:
-    """Every change of plan the run adopted: when, what it runs and why it was chosen (the
-    demand it was made for, the capacity and quality it promises)."""
+    """Every change of plan the run adopted: when, why the controller re-planned (start,
+    period, backlog, workers), what it runs, the demand it was made for and the capacity
+    and quality it promises."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
             [
                 "time_s",
+                "reason",
                 "config",
                 "gpus",
                 "batch",
@@ -219,10 +221,13 @@ def _save_plans(path: Path, run: SimResult) -> Path:
                 "note",
             ]
         )
-        for at, p in plan_timeline(run.recorder.plans):
+        plans, reasons = run.recorder.plans, run.recorder.reasons
+        for i in plan_timeline(plans):
+            at, p = plans[i]
             w.writerow(
                 [
                     f"{at:.4f}",
+                    reasons[i] if i < len(reasons) else "",
                     config_label(p),
                     json.dumps(dict(p.gpus), sort_keys=True),
                     json.dumps(dict(p.batch), sort_keys=True),

@@ -187,6 +187,7 @@ def simulate(
     # Warm start: the first plan's models are loaded before traffic begins, as a live
     # server loads them before it reports ready; later switches cost what LoadModel says.
     first = controller.start(0.0)
+    recorder.note_reason(controller.reason)
     while any(type(c) is LoadModel for c in first):
         ready = [c for c in first if type(c) is LoadModel]
         first = [c for c in first if type(c) is not LoadModel]
@@ -240,6 +241,8 @@ def simulate(
             else:
                 now = t_tick
                 cmds = controller.tick(now)
+                if len(recorder.plans) > len(recorder.reasons):
+                    recorder.note_reason(controller.reason)
                 next_tick += tick
             if cmds:
                 run(now, cmds)
