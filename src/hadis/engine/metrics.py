@@ -198,5 +198,5 @@ def plan_timeline(plans: list[tuple[float, Plan]]) -> list[int]:
 
 
 def _plan_changes(plans: list[tuple[float, Plan]]) -> int:
-    """How many times the configuration or GPU assignment actually changed."""
+    """How many times the configuration, GPU assignment or batch sizes actually changed."""
     return max(0, len(plan_timeline(plans)) - 1)

@@ -109,8 +109,7 @@ def save_results(
     run_config: dict[str, Any],
 ) -> list[Path]:
     """summary.json, windows.csv, queries_<policy>.csv, plans_<policy>.csv and config.json
-    under `out`
-    (`summaries` in their JSON form: RunSummary.to_dict)."""
+    under `out` (`summaries` in their JSON form: RunSummary.to_dict)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     path = out / "config.json"
