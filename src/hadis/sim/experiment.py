@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -118,123 +118,116 @@ def save_results(
     path = out / "summary.json"
     path.write_text(json.dumps(summaries, indent=1, default=str) + "\n")
     written.append(path)
-    path = out / "windows.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "policy",
-                "start_s",
-                "queries",
-                "demand_qps",
-                "served",
-                "dropped",
-                "late",
-                "violation_ratio",
-                "quality",
-                "utilisation",
-                "gpus",
-                "config",
-            ]
-        )
-        for policy, s in summaries.items():
-            for row in s["windows"]:
-                w.writerow(
-                    [
-                        policy,
-                        row["start_s"],
-                        row["queries"],
-                        f"{row['demand_qps']:.4f}",
-                        f"{row['served']:.0f}",
-                        f"{row['dropped']:.0f}",
-                        row["late"],
-                        f"{row['violation_ratio']:.6f}",
-                        "" if row["quality"] is None else f"{row['quality']:.4f}",
-                        f"{row.get('utilisation', float('nan')):.4f}",
-                        json.dumps(row["gpus"], sort_keys=True),
-                        row["config"],
-                    ]
-                )
-    written.append(path)
+    written.append(_write_csv(out / "windows.csv", WINDOW_COLUMNS, _window_rows(summaries)))
+    slo = run_config["slo_s"]
     for policy, run in runs.items():
-        path = out / f"queries_{policy}.csv"
-        slo = run_config["slo_s"]
-        with open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(
-                [
-                    "qid",
-                    "prompt_id",
-                    "arrival_s",
-                    "start_s",
-                    "finish_s",
-                    "path",
-                    "pair",
-                    "status",
-                    "late",
-                    "drop_reason",
-                ]
-            )
-            for q in sorted(run.recorder.queries, key=lambda q: q.qid):
-                late = (
-                    q.status == "served"
-                    and q.finish_s is not None
-                    and q.finish_s - q.arrival_s > slo + 1e-9
-                )
-                w.writerow(
-                    [
-                        q.qid,
-                        q.prompt_id,
-                        f"{q.arrival_s:.4f}",
-                        "" if q.start_s is None else f"{q.start_s:.4f}",
-                        f"{q.finish_s:.4f}",
-                        q.path,
-                        "->".join(q.pair),
-                        q.status,
-                        int(late),
-                        q.drop_reason,
-                    ]
-                )
-        written.append(path)
-        written.append(_save_plans(out / f"plans_{policy}.csv", run))
+        queries = _query_rows(run, slo)
+        written.append(_write_csv(out / f"queries_{policy}.csv", QUERY_COLUMNS, queries))
+        written.append(_write_csv(out / f"plans_{policy}.csv", PLAN_COLUMNS, _plan_rows(run)))
     return written
 
 
-def _save_plans(path: Path, run: SimResult) -> Path:
-    """Every change of plan the run adopted: when, why the controller re-planned (start,
-    period, backlog, workers), what it runs, the demand it was made for and the capacity
-    and quality it promises."""
+WINDOW_COLUMNS = (
+    "policy",
+    "start_s",
+    "queries",
+    "demand_qps",
+    "served",
+    "dropped",
+    "late",
+    "violation_ratio",
+    "quality",
+    "utilisation",
+    "gpus",
+    "config",
+)
+QUERY_COLUMNS = (
+    "qid",
+    "prompt_id",
+    "arrival_s",
+    "start_s",
+    "finish_s",
+    "path",
+    "pair",
+    "status",
+    "late",
+    "drop_reason",
+)
+# every change of plan the run adopted: when, why the controller re-planned (start,
+# period, backlog, workers), what it runs, the demand it was made for and the capacity
+# and quality it promises
+PLAN_COLUMNS = (
+    "time_s",
+    "reason",
+    "config",
+    "gpus",
+    "batch",
+    "demand_qps",
+    "capacity_qps",
+    "quality",
+    "feasible",
+    "note",
+)
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            [
-                "time_s",
-                "reason",
-                "config",
-                "gpus",
-                "batch",
-                "demand_qps",
-                "capacity_qps",
-                "quality",
-                "feasible",
-                "note",
-            ]
-        )
-        plans, reasons = run.recorder.plans, run.recorder.reasons
-        for i in plan_timeline(plans):
-            at, p = plans[i]
-            w.writerow(
-                [
-                    f"{at:.4f}",
-                    reasons[i] if i < len(reasons) else "",
-                    config_label(p),
-                    json.dumps(dict(p.gpus), sort_keys=True),
-                    json.dumps(dict(p.batch), sort_keys=True),
-                    f"{p.demand_qps:.4f}",
-                    f"{p.carried_qps:.4f}",
-                    f"{p.quality:.4f}",
-                    int(p.feasible),
-                    p.note,
-                ]
-            )
+        w.writerow(columns)
+        w.writerows(rows)
     return path
+
+
+def _window_rows(summaries: dict[str, dict[str, Any]]) -> Iterator[list[Any]]:
+    for policy, s in summaries.items():
+        for row in s["windows"]:
+            yield [
+                policy,
+                row["start_s"],
+                row["queries"],
+                f"{row['demand_qps']:.4f}",
+                f"{row['served']:.0f}",
+                f"{row['dropped']:.0f}",
+                row["late"],
+                f"{row['violation_ratio']:.6f}",
+                "" if row["quality"] is None else f"{row['quality']:.4f}",
+                f"{row.get('utilisation', float('nan')):.4f}",
+                json.dumps(row["gpus"], sort_keys=True),
+                row["config"],
+            ]
+
+
+def _query_rows(run: SimResult, slo_s: float) -> Iterator[list[Any]]:
+    for q in sorted(run.recorder.queries, key=lambda q: q.qid):
+        finish = q.finish_s
+        late = q.status == "served" and finish is not None and finish - q.arrival_s > slo_s + 1e-9
+        yield [
+            q.qid,
+            q.prompt_id,
+            f"{q.arrival_s:.4f}",
+            "" if q.start_s is None else f"{q.start_s:.4f}",
+            f"{q.finish_s:.4f}",
+            q.path,
+            "->".join(q.pair),
+            q.status,
+            int(late),
+            q.drop_reason,
+        ]
+
+
+def _plan_rows(run: SimResult) -> Iterator[list[Any]]:
+    plans, reasons = run.recorder.plans, run.recorder.reasons
+    for i in plan_timeline(plans):
+        at, p = plans[i]
+        yield [
+            f"{at:.4f}",
+            reasons[i] if i < len(reasons) else "",
+            config_label(p),
+            json.dumps(dict(p.gpus), sort_keys=True),
+            json.dumps(dict(p.batch), sort_keys=True),
+            f"{p.demand_qps:.4f}",
+            f"{p.carried_qps:.4f}",
+            f"{p.quality:.4f}",
+            int(p.feasible),
+            p.note,
+        ]
