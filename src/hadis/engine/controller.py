@@ -7,11 +7,10 @@ capacity (the research code waited for the next period while queues grew). Deman
 EWMA, updated every tick, of the arrival rate (arrivals per second, not in-flight counts);
 an early re-plan uses the last tick's rate when that is higher (with quick switches, a
 lower demand when the plan for it absorbs that rate on its queues: `_absorbing_spike`).
-Queue lengths and
-per-model arrival rates come from the engine. If the policy raises, the last good plan
-stays in force. Slow model switches shape the request too: plans keep a capacity reserve
-for the switches a re-plan causes (`overprovision`), and with switches longer than a tick
-they lean towards bursts (the last tick's, or those of the last twenty minutes:
+Queue lengths and per-model arrival rates come from the engine. If the policy raises, the
+last good plan stays in force. Slow model switches shape the request too: plans keep a
+capacity reserve for the switches a re-plan causes (`overprovision`), and with switches
+longer than a tick they lean towards bursts (the last tick's, or those of the last twenty minutes:
 `_burst_demand`) and must weather the tick rates of those twenty minutes as they are
 (planner/burst.py). A new plan that loads models is adopted only if its queries keep the
 SLO while the loads happen; otherwise one of the policy's next best plans, the best on
