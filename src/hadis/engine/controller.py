@@ -10,9 +10,9 @@ lower demand when the plan for it absorbs that rate on its queues: `_absorbing_s
 Queue lengths and per-model arrival rates come from the engine. If the policy raises, the
 last good plan stays in force. Slow model switches shape the request too: plans keep a
 capacity reserve for the switches a re-plan causes (`overprovision`), and with switches
-longer than a tick they lean towards bursts (the last tick's, or those of the last twenty minutes:
-`_burst_demand`) and must weather the tick rates of those twenty minutes as they are
-(planner/burst.py). A new plan that loads models is adopted only if its queries keep the
+longer than a tick they lean towards bursts (the last tick's, or those of the last
+twenty minutes: `_burst_demand`) and must weather the tick rates of those twenty minutes
+as they are (planner/burst.py). A new plan that loads models is adopted only if its queries keep the
 SLO while the loads happen; otherwise one of the policy's next best plans, the best on
 the loaded weights or the plan in force is (`_switch_aware`, planner/transition.py).
 With slow switches an early re-plan may come while workers load, and no re-plan moves a
