@@ -191,6 +191,40 @@ def test_with_slow_switches_a_plan_expects_the_bursts_seen_lately(paper_profile,
                 assert planned == pytest.approx(estimate + share * max(0.0, burst - estimate))
 
 
+@pytest.mark.parametrize("switch_s", [3.0, 30.0])
+def test_loads_are_judged_at_the_rate_of_a_burst_that_began_inside_the_tick(
+    paper_profile, switch_s
+):
+    """1 q/s for 45 s, then 9 q/s: the tick that ends at 50 s measures 5 q/s, its second
+    half 9. The plan is made from the tick's rate as before, but what `decide` judges a
+    plan's loads at (the snapshot's burst) is the second half's rate; a tick whose second
+    half is calm leaves the burst at the tick's rate."""
+    engine = Engine(paper_profile, 16, EngineConfig(60.0, switch_delay_s=switch_s),
+                    TableRouter([0.0] * 5000), TableDiscriminator([1.0] * 5000))  # fmt: skip
+    config = ControllerConfig(period_s=50.0, initial_demand_qps=1.0, burst_quantile=1.0)
+    ctl = Controller(engine, FlakyPolicy(), 16, config)
+    ctl.start(0.0)
+    for t in range(1, 51):
+        for k in range(1 if t <= 45 else 9):
+            ctl.observe_arrival(t - 1 + k / 9)
+        if t % 10 == 0 and t < 50:
+            ctl.tick(float(t))
+    req = ctl.due(50.0)
+    assert req is not None and ctl._state is not None
+    assert ctl._state.tick_qps == pytest.approx(5.0)
+    assert ctl._state.burst_qps == pytest.approx(9.0)
+    share = 0.4 if switch_s == 30.0 else 0.0  # (switch - tick) / period, as before
+    assert req.demand_qps == pytest.approx(ctl.demand_qps + share * (5.0 - ctl.demand_qps))
+    quiet = Controller(engine, FlakyPolicy(), 16, dataclasses.replace(config, period_s=10.0))
+    quiet.start(0.0)
+    for k in range(50):  # 9 q/s in the first five seconds, 1 q/s in the last five
+        quiet.observe_arrival(k * 5 / 45 if k < 45 else 5.0 + (k - 45))
+    quiet.due(10.0)
+    assert quiet._state is not None
+    assert quiet._state.tick_qps == pytest.approx(5.0)
+    assert quiet._state.burst_qps == pytest.approx(5.0)
+
+
 def test_plan_within_loads_no_model(demo_profile):
     """The best plan on the weights a plan holds: on demo-cpu, base-8 and base-25 are one
     set of weights, tiny-4 another; a plan on (base-8, base-25) can move its two workers
