@@ -431,3 +431,29 @@ def test_a_backlog_replan_plans_below_a_spike_its_queues_absorb(small_profile, t
     if absorbed:  # a plan with less capacity than the policy's for the spike's rate
         assert backlog.carried_qps < policy.plan(req).carried_qps
     assert replan("period").demand_qps == pytest.approx(tick_qps)
+
+
+def test_the_plan_in_force_is_judged_by_the_level_of_demand_not_by_a_burst_tick(
+    small_profile,
+):
+    """With slow switches the plan in force needs no margin while it carries the demand
+    and weathers the burst window. A burst in the last tick raises the estimate above the
+    plan's capacity but not the median tick rate of the last period: the plan keeps its
+    standing. A ramp (every tick of the period above the capacity) costs it, as before."""
+    from hadis.core.plan import PlanRequest
+    from hadis.engine.controller import Snapshot
+    from hadis.planner import DiffServePolicy
+
+    slo = 60.0  # room for a burst tick's queue on top of the plan's batches
+    plan = DiffServePolicy(pair=("m1", "m2")).plan(PlanRequest(small_profile, 8, slo, 0.3))
+    cap = plan.carried_qps
+    ctl = _loaded(small_profile, plan, FixedPolicy(plan))
+    req = PlanRequest(small_profile, 8, slo, 0.5 * cap, overprovision=1.6)
+
+    def judged_at(rates: list[float]) -> float:
+        state = Snapshot(ctl.engine.held_weights(), {}, rates=tuple(rates), estimate_qps=1.05 * cap)
+        return ctl._in_force_qps(req, plan, state)
+
+    calm = [0.5 * cap] * 10
+    assert judged_at(calm[:-1] + [1.3 * cap]) == pytest.approx(req.demand_qps)
+    assert judged_at(calm[:-5] + [1.05 * cap] * 5) == pytest.approx(1.05 * cap * 1.6)

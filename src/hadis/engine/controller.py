@@ -405,9 +405,17 @@ class Controller:
         whose loads then come too late (paper pool, 60 s switches, seed 3: kept four
         periods at 5.98 q/s of capacity for 6.1-6.7 q/s, 0.0029 violations). The estimate,
         not the request's demand: that leans towards the bursts of the window, which the
-        replay judges as they came."""
-        ahead = [req.demand_qps] * round(self.config.period_s / self.config.check_s)
-        if current.carried_qps >= state.estimate_qps and weathers(
+        replay judges as they came; and no more than the median tick rate of the last
+        period, which a ramp raises and a burst shorter than half a period does not (the
+        estimate follows a burst within a tick or two: judged by it, a plan that weathered
+        a 100 s burst was left for faster, worse models in its last tick; synthetic-6-r0,
+        strong bursts, 30 s switches, seed 0: FID 22.72 against DiffServe's 22.52)."""
+        ticks = round(self.config.period_s / self.config.check_s)
+        ahead = [req.demand_qps] * ticks
+        level = state.estimate_qps
+        if state.rates:
+            level = min(level, float(np.median(state.rates[-ticks:])))
+        if current.carried_qps >= level and weathers(
             current, req, [*state.rates, *ahead], self.config.check_s
         ):
             return req.demand_qps
