@@ -180,7 +180,9 @@ def test_the_plan_in_force_needs_no_margin_while_it_weathers_the_bursts(r0_profi
     # a period at a demand above its capacity: weathered while its queue keeps the SLO
     assert judged(calm, demand=1.1 * cap) == pytest.approx(1.1 * cap)
     assert judged(calm, demand=1.3 * cap) == pytest.approx(margin)  # its queue does not
-    # ... but not when the steady demand (the estimate) is above its capacity: its queue
-    # would grow period after period until a forced change came too late
+    # ... but not when the steady demand (the estimate, and the last period's tick rates)
+    # is above its capacity: its queue would grow period after period until a forced
+    # change came too late
     over = 1.05 * cap
-    assert judged(calm, demand=1.1 * cap, estimate=over) == pytest.approx(over * ctl.overprovision)
+    ramp = [*calm, *[over] * 5]
+    assert judged(ramp, demand=1.1 * cap, estimate=over) == pytest.approx(over * ctl.overprovision)
