@@ -153,3 +153,21 @@ def test_slow_model_switches_do_not_collapse_hadis(paper_profile):
     # measured: HADIS 0 / 24.93, DiffServe 0 / 25.18
     assert s["hadis"].violation_ratio <= s["diffserve"].violation_ratio + 0.0005
     assert s["hadis"].quality < s["diffserve"].quality
+
+
+def test_the_control_loop_runs_while_work_remains_after_the_last_arrival(paper_profile):
+    """A burst at the very end of a trace meets a plan made for the calm: the controller
+    keeps ticking while batches run (as a live server's loop does), so the burst's backlog
+    still gets an early re-plan after the last arrival, and the run ends when the work
+    does, every query with an outcome."""
+    trace = step([(0.3, 400.0), (8.0, 8.0)], seed=3)
+    run = simulate(paper_profile, trace, "hadis", SimConfig())
+    last = float(trace.arrival_s[-1])
+    after = [
+        reason
+        for (t, _plan), reason in zip(run.recorder.plans, run.recorder.reasons, strict=True)
+        if t > last
+    ]
+    assert "backlog" in after
+    s = run.summary
+    assert s.served + s.dropped == len(trace)

@@ -206,7 +206,9 @@ def simulate(
     try:
         while True:
             t_heap = heap[0][0] if heap else inf
-            t_tick = next_tick if i < n else inf
+            # the control loop runs while queries arrive or work runs, as a live server's
+            # does: a burst at the end of a trace still gets its backlog re-plans
+            t_tick = next_tick if i < n or heap else inf
             if not heap and t_arr - t_tick > idle_skip_s and engine.idle():
                 # nothing runs or waits until a far arrival: jump to the tick before it, so
                 # a run costs per query, not per second of trace (Controller.skip_idle)
