@@ -31,6 +31,9 @@ _DONE, _WAKE = 0, 1
 
 
 WINDOW_S = 50.0  # metrics window
+# how long past the last arrival the control loop keeps ticking while work runs (re-plan
+# periods): long enough for any backlog a trace can leave, short enough that a run ends
+TAIL_PERIODS = 20
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def simulate(
     tick = controller.config.check_s
     next_tick = tick
     idle_skip_s = 2 * config.replan_period_s
+    tail_end = (arrivals[-1] if n else 0.0) + TAIL_PERIODS * config.replan_period_s
     # Warm start: the first plan's models are loaded before traffic begins, as a live
     # server loads them before it reports ready; later switches cost what LoadModel says.
     first = controller.start(0.0)
@@ -207,8 +211,9 @@ def simulate(
         while True:
             t_heap = heap[0][0] if heap else inf
             # the control loop runs while queries arrive or work runs, as a live server's
-            # does: a burst at the end of a trace still gets its backlog re-plans
-            t_tick = next_tick if i < n or heap else inf
+            # does: a burst at the end of a trace still gets its backlog re-plans (for at
+            # most `TAIL_PERIODS` re-plan periods past the last arrival: a run always ends)
+            t_tick = next_tick if i < n or (heap and next_tick <= tail_end) else inf
             if not heap and t_arr - t_tick > idle_skip_s and engine.idle():
                 # nothing runs or waits until a far arrival: jump to the tick before it, so
                 # a run costs per query, not per second of trace (Controller.skip_idle)
